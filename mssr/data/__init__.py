@@ -1,0 +1,1 @@
+"""Data stages: fetch, synthetic demo spectra, projection, preprocessing, splits, HDF5 store."""
