@@ -1,0 +1,60 @@
+# All the Python of the workflow: config validation, wildcard constraints, paths, input functions.
+
+import json
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+# The workflow scripts import the package from this checkout, also where it is not installed.
+sys.path.insert(0, str(Path(workflow.basedir)))
+
+from mssr.factors import FACTOR_LABELS  # noqa: E402
+
+RUN = config["run"]
+OUT = f"results/{RUN}"
+FACTORS = list(FACTOR_LABELS) if config["factors"] == "all" else sorted(config["factors"], key=float)
+LEARNED = ["mssr", "baseline"]
+CLASSICAL = list(config["metrics"].get("classical", ["identity"]))
+METHODS = LEARNED + CLASSICAL
+# Physically true low/high-field pairs exist only where the spectra are rendered (demo source).
+TESTSETS = ["blur", "physical"] if config["data"]["source"] == "demo" else ["blur"]
+
+wildcard_constraints:
+    factor=r"\d\.\d{3}",
+    learned="|".join(LEARNED),
+    classical="|".join(CLASSICAL),
+    testset="|".join(TESTSETS),
+
+
+def gpu_resources(scale=1.0):
+    """SLURM resources of a GPU job (training, sampling); ignored by local runs."""
+    res = config.get("resources", {})
+    return dict(
+        gpu=1,
+        cpus_per_task=res.get("gpu_cpus", 4),
+        mem_mb=res.get("gpu_mem_mb", 16000),
+        runtime=int(res.get("gpu_runtime_min", 60) * scale),
+    )
+
+
+def model_dir(learned, factor):
+    return f"{OUT}/models/mssr" if learned == "mssr" else f"{OUT}/models/baseline_{factor}"
+
+
+def infer_model(wildcards):
+    return model_dir(wildcards.learned, wildcards.factor) + "/model.safetensors"
+
+
+def predictions(testset):
+    return [f"{OUT}/predictions/{testset}/{m}/{f}.h5" for m in METHODS for f in FACTORS]
+
+
+def all_outputs():
+    return [
+        f"{OUT}/tables/metrics.csv",
+        f"{OUT}/tables/summary.md",
+        f"{OUT}/figures/figures.json",
+    ]

@@ -1,0 +1,57 @@
+rule tracking_store:
+    """Create the MLflow store and experiment once, before training jobs fan out (first writers race)."""
+    output:
+        f"{OUT}/tracking/store.json",
+    params:
+        tracking=config["tracking"],
+        results=OUT,
+    log:
+        f"{OUT}/logs/tracking_store.log",
+    script:
+        "../scripts/tracking_store.py"
+
+
+rule train_mssr:
+    input:
+        train=rules.split.output.train,
+        val=rules.split.output.val,
+        store=rules.tracking_store.output,
+    output:
+        model=f"{OUT}/models/mssr/model.safetensors",
+        config=f"{OUT}/models/mssr/config.json",
+        history=f"{OUT}/models/mssr/history.csv",
+    params:
+        cfg=config,
+        factors=FACTORS,
+        factor=None,
+    resources:
+        **gpu_resources(scale=4.0),
+    log:
+        f"{OUT}/logs/train_mssr.log",
+    benchmark:
+        f"{OUT}/benchmarks/train_mssr.tsv"
+    script:
+        "../scripts/train.py"
+
+
+rule train_baseline:
+    input:
+        train=rules.split.output.train,
+        val=rules.split.output.val,
+        store=rules.tracking_store.output,
+    output:
+        model=f"{OUT}/models/baseline_{{factor}}/model.safetensors",
+        config=f"{OUT}/models/baseline_{{factor}}/config.json",
+        history=f"{OUT}/models/baseline_{{factor}}/history.csv",
+    params:
+        cfg=config,
+        factors=FACTORS,
+        factor=lambda wildcards: wildcards.factor,
+    resources:
+        **gpu_resources(),
+    log:
+        f"{OUT}/logs/train_baseline_{{factor}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/train_baseline_{{factor}}.tsv"
+    script:
+        "../scripts/train.py"
