@@ -402,7 +402,8 @@ def _table1_frame() -> pd.DataFrame:
 
 def _table1_markdown() -> str:
     rows = [
-        [r["high_mhz"], r["low_mhz"], f"{r['factor_value']:.3f}", r["factor"], r["class_index"], r["paper_printed"] or "-"]
+        [r["high_mhz"], r["low_mhz"], f"{r['factor_value']:.3f}", r["factor"], r["class_index"],
+         r["paper_printed"] or "-"]
         for r in factors.table1()
     ]
     header = ["high MHz", "low MHz", "factor", "exact", "class", "paper prints"]

@@ -15,6 +15,8 @@ rule metrics:
         f"{OUT}/logs/metrics.log",
     benchmark:
         f"{OUT}/benchmarks/metrics.tsv"
+    conda:
+        "../../envs/mssr.yaml"
     script:
         "../scripts/metrics.py"
 
@@ -26,11 +28,14 @@ rule tables:
     output:
         summary=report(f"{OUT}/tables/summary.csv", caption="../report/summary.rst", category="Tables"),
         markdown=f"{OUT}/tables/summary.md",
+        table1_md=f"{OUT}/tables/table1.md",
         table1=report(f"{OUT}/tables/table1.csv", caption="../report/table1.rst", category="Tables"),
     params:
         bootstrap=config["metrics"]["bootstrap"],
         seed=config["seed"],
     log:
         f"{OUT}/logs/tables.log",
+    conda:
+        "../../envs/mssr.yaml"
     script:
         "../scripts/tables.py"

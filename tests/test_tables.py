@@ -1,0 +1,238 @@
+"""Tests of mssr.tables: bootstrap intervals, summaries, wide/Markdown tables, files."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose
+from pandas.testing import assert_frame_equal
+from scipy import stats
+
+from mssr import factors, tables
+
+
+def _metrics_table(rng, *, methods=("wiener", "mssr", "baseline"), factors_=(2.25, 1.125), n=12, nan_rows=0):
+    rows = []
+    for method in methods:
+        for factor in factors_:
+            for sample in range(n):
+                row = {"method": method, "factor": factor, "sample": sample}
+                for metric in tables.METRICS:
+                    row[metric] = rng.normal()
+                if sample < nan_rows:
+                    row["peak_r2"] = np.nan
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# -- bootstrap -------------------------------------------------------------------------------------
+
+
+def test_bootstrap_large_n_matches_normal_interval():
+    rng = np.random.default_rng(11)
+    x = rng.normal(3.0, 2.0, size=4000)
+    mean, low, high, n = tables.bootstrap_mean_ci(x, n_boot=2000, ci=0.95, rng=1)
+    half = stats.norm.ppf(0.975) * x.std(ddof=1) / np.sqrt(x.size)
+    assert n == 4000
+    assert mean == pytest.approx(x.mean())
+    assert low < mean < high
+    assert_allclose(high - low, 2 * half, rtol=0.1)
+    assert_allclose((low + high) / 2, mean, atol=0.1 * half)
+
+
+def test_bootstrap_width_shrinks_as_one_over_sqrt_n():
+    rng = np.random.default_rng(12)
+    population_sd = 1.5
+    widths = {}
+    for n in (100, 400, 1600):
+        x = rng.normal(0.0, population_sd, size=n)
+        _, low, high, _ = tables.bootstrap_mean_ci(x, n_boot=2000, rng=2)
+        widths[n] = high - low
+        # Normal-theory width 2 * 1.96 * sd / sqrt(n).
+        assert_allclose(widths[n], 2 * 1.959964 * population_sd / np.sqrt(n), rtol=0.2)
+    assert_allclose(widths[400] / widths[100], 0.5, rtol=0.2)
+    assert_allclose(widths[1600] / widths[400], 0.5, rtol=0.2)
+
+
+def test_bootstrap_coverage_close_to_nominal():
+    rng = np.random.default_rng(13)
+    true_mean = 1.0
+    hits = 0
+    trials = 200
+    for trial in range(trials):
+        x = rng.normal(true_mean, 2.0, size=60)
+        _, low, high, _ = tables.bootstrap_mean_ci(x, n_boot=1000, ci=0.9, rng=trial)
+        hits += low <= true_mean <= high
+    # Binomial SD of the coverage at 0.9 over 200 trials is 0.021 (an 80% interval would
+    # land outside these bounds); percentile intervals undercover slightly for n = 60.
+    assert 0.85 <= hits / trials <= 0.95
+
+
+def test_bootstrap_single_value_and_nan_handling():
+    assert tables.bootstrap_mean_ci([np.nan, 0.25, np.nan]) == (0.25, 0.25, 0.25, 1)
+    mean, low, high, n = tables.bootstrap_mean_ci([np.nan, np.nan])
+    assert n == 0 and np.isnan(mean) and np.isnan(low) and np.isnan(high)
+    values = np.array([1.0, np.nan, 2.0, 4.0, np.nan, 5.0])
+    mean, low, high, n = tables.bootstrap_mean_ci(values, rng=0)
+    assert n == 4
+    assert mean == pytest.approx(3.0)
+    # Bootstrap means of four values lie between their minimum and maximum.
+    assert 1.0 <= low <= mean <= high <= 5.0
+
+
+def test_bootstrap_rejects_bad_options():
+    with pytest.raises(ValueError, match="n_boot"):
+        tables.bootstrap_mean_ci([1.0, 2.0], n_boot=0)
+    with pytest.raises(ValueError, match="ci"):
+        tables.bootstrap_mean_ci([1.0, 2.0], ci=1.0)
+    with pytest.raises(ValueError, match="1-D"):
+        tables.bootstrap_mean_ci(np.ones((2, 2)))
+
+
+# -- summarize -------------------------------------------------------------------------------------
+
+
+def test_summarize_means_counts_and_order():
+    df = _metrics_table(np.random.default_rng(0), n=8, nan_rows=3)
+    summary = tables.summarize(df, n_boot=200, seed=0)
+    assert list(summary.columns) == ["method", "factor", "metric", "mean", "ci_low", "ci_high", "n"]
+    assert len(summary) == 3 * 2 * 9
+    # Methods in the house order, factors ascending, metrics in METRICS order.
+    assert list(dict.fromkeys(summary["method"])) == ["mssr", "baseline", "wiener"]
+    first = summary[summary["method"] == "mssr"]
+    assert list(dict.fromkeys(first["factor"])) == [1.125, 2.25]
+    assert list(first["metric"][:9]) == list(tables.METRICS)
+
+    expected = df.groupby(["method", "factor"])[list(tables.METRICS)].mean()
+    for row in summary.itertuples(index=False):
+        assert row.mean == pytest.approx(expected.loc[(row.method, row.factor), row.metric])
+        assert row.n == (5 if row.metric == "peak_r2" else 8)
+        assert row.ci_low <= row.mean <= row.ci_high
+
+
+def test_summarize_is_deterministic_and_group_independent():
+    df = _metrics_table(np.random.default_rng(1))
+    a = tables.summarize(df, n_boot=300, seed=5)
+    b = tables.summarize(df, n_boot=300, seed=5)
+    assert_frame_equal(a, b)
+    c = tables.summarize(df, n_boot=300, seed=6)
+    assert_allclose(c["mean"], a["mean"])
+    assert not np.allclose(c["ci_low"], a["ci_low"])
+    # A group's interval does not depend on which other groups the table holds.
+    only_mssr = tables.summarize(df[df["method"] == "mssr"], n_boot=300, seed=5)
+    assert_frame_equal(only_mssr, a[a["method"] == "mssr"].reset_index(drop=True))
+
+
+def test_summarize_single_sample_and_all_nan_group():
+    df = pd.DataFrame(
+        {"method": ["mssr", "identity", "identity"], "factor": [2.0, 2.0, 2.0], "mse": [0.5, np.nan, np.nan]}
+    )
+    summary = tables.summarize(df, n_boot=50)
+    single = summary[summary["method"] == "mssr"].iloc[0]
+    assert (single["mean"], single["ci_low"], single["ci_high"], single["n"]) == (0.5, 0.5, 0.5, 1)
+    empty = summary[summary["method"] == "identity"].iloc[0]
+    assert empty["n"] == 0 and np.isnan(empty["mean"]) and np.isnan(empty["ci_high"])
+
+
+def test_summarize_custom_groups_and_metrics():
+    df = pd.DataFrame({"steps": [10, 10, 20, 20], "repeats": [3, 3, 3, 3], "mse": [1.0, 3.0, 0.5, 0.7]})
+    summary = tables.summarize(df, by=("repeats", "steps"), metrics=["mse"], n_boot=100)
+    assert list(summary["steps"]) == [10, 20]
+    assert_allclose(summary["mean"], [2.0, 0.6])
+
+
+def test_summarize_validates_inputs():
+    df = _metrics_table(np.random.default_rng(2), n=2)
+    with pytest.raises(TypeError, match="df"):
+        tables.summarize(df.to_dict())
+    with pytest.raises(ValueError, match="testset"):
+        tables.summarize(df, by=("testset",))
+    with pytest.raises(ValueError, match="n_boot"):
+        tables.summarize(df, n_boot=0)
+    with pytest.raises(TypeError, match="seed"):
+        tables.summarize(df, seed=1.5)
+    with pytest.raises(TypeError, match="method"):
+        tables.summarize(df, by=("factor",), metrics=["method"])
+    with pytest.raises(ValueError, match="none of the metric columns"):
+        tables.summarize(df[["method", "factor", "sample"]])
+
+
+# -- wide and Markdown -----------------------------------------------------------------------------
+
+
+def test_to_wide_cells_and_n_marker():
+    df = pd.DataFrame(
+        {
+            "method": ["mssr", "mssr"],
+            "factor": [1.5, 1.5],
+            "mse": [0.125, 0.125],
+            "peak_r2": [0.75, np.nan],
+        }
+    )
+    wide = tables.to_wide(tables.summarize(df, n_boot=100))
+    assert list(wide.columns) == ["n", "mse", "peak_r2"]
+    assert wide.loc[("mssr", 1.5), "n"] == 2
+    # Identical values: every bootstrap mean equals them, so the interval collapses.
+    assert wide.loc[("mssr", 1.5), "mse"] == "0.125 [0.125, 0.125]"
+    assert wide.loc[("mssr", 1.5), "peak_r2"] == "0.75 [0.75, 0.75] (n=1)"
+
+
+def test_to_markdown_lists_every_method_and_factor():
+    df = _metrics_table(np.random.default_rng(3), methods=("mssr", "baseline", "identity", "wiener"),
+                        factors_=(1.125, 9 / 7, 2.25), n=4)
+    text = tables.to_markdown(tables.summarize(df, n_boot=100), digits=3)
+    lines = text.strip().splitlines()
+    assert len(lines) == 2 + 4 * 3
+    assert lines[0].startswith("| method | factor | n | mse | r2 | ssim | hallucination_ratio")
+    for method in ("mssr", "baseline", "identity", "wiener"):
+        assert sum(line.startswith(f"| {method} |") for line in lines) == 3
+    for label in ("1.125", "1.286", "2.250"):
+        assert sum(f"| {label} |" in line for line in lines) == 4
+    assert all(line.count("|") == lines[0].count("|") for line in lines)
+
+
+def test_to_markdown_metric_selection():
+    df = _metrics_table(np.random.default_rng(4), n=3)
+    text = tables.to_markdown(tables.summarize(df, n_boot=50), metrics=list(tables.GLOBAL_METRICS))
+    header = text.splitlines()[0]
+    assert header == "| method | factor | n | mse | r2 | ssim |"
+    with pytest.raises(ValueError, match="psnr"):
+        tables.to_markdown(tables.summarize(df, n_boot=50), metrics=["psnr"])
+
+
+# -- files -----------------------------------------------------------------------------------------
+
+
+def test_write_tables_files(tmp_path):
+    df = _metrics_table(np.random.default_rng(5), n=5, nan_rows=2)
+    df["testset"] = np.where(df["sample"] % 2 == 0, "blur", "physical")
+    paths = tables.write_tables(df, tmp_path / "tables", n_boot=100, seed=3)
+    assert [p.name for p in paths] == ["summary.csv", "summary.md", "table1.csv", "table1.md"]
+    assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == sorted(p.name for p in paths)
+
+    summary = pd.read_csv(paths[0])
+    expected = tables.summarize(df, n_boot=100, seed=3, by=("testset", "method", "factor"))
+    assert_frame_equal(summary, expected, check_dtype=False)
+
+    md = paths[1].read_text()
+    for heading in ("Global metrics, test set 'blur'", "Local (peak) metrics, test set 'physical'"):
+        assert heading in md
+    assert "100 resamples, seed 3" in md
+
+    table1 = pd.read_csv(paths[2])
+    assert len(table1) == 15
+    assert_allclose(table1["factor_value"], [r["factor_value"] for r in factors.table1()])
+    table1_md = paths[3].read_text()
+    assert "| 900 | 400 | 2.250 | 9/4 | 13 | - |" in table1_md
+    assert "| 900 | 500 | 1.800 | 9/5 | 11 | 1.78 |" in table1_md
+
+
+def test_write_tables_reads_csv_and_validates(tmp_path):
+    df = _metrics_table(np.random.default_rng(6), n=3)
+    csv = tmp_path / "metrics.csv"
+    df.to_csv(csv, index=False)
+    paths = tables.write_tables(csv, tmp_path / "out", n_boot=50, seed=0)
+    assert_frame_equal(pd.read_csv(paths[0]), tables.summarize(df, n_boot=50, seed=0), check_dtype=False)
+    with pytest.raises(ValueError, match="missing.csv"):
+        tables.write_tables(tmp_path / "missing.csv", tmp_path / "out", n_boot=10, seed=0)
+    with pytest.raises(ValueError, match="method"):
+        tables.write_tables(df.drop(columns="method"), tmp_path / "out", n_boot=10, seed=0)
