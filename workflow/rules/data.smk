@@ -8,6 +8,8 @@ rule fetch:
         f"{OUT}/logs/fetch.log",
     benchmark:
         f"{OUT}/benchmarks/fetch.tsv"
+    conda:
+        "../../envs/mssr.yaml"
     script:
         "../scripts/fetch.py"
 
@@ -21,6 +23,8 @@ rule project:
         method=config["data"]["projection"],
     log:
         f"{OUT}/logs/project.log",
+    conda:
+        "../../envs/mssr.yaml"
     script:
         "../scripts/project.py"
 
@@ -34,6 +38,8 @@ rule preprocess:
         size=config["data"]["size"],
     log:
         f"{OUT}/logs/preprocess.log",
+    conda:
+        "../../envs/mssr.yaml"
     script:
         "../scripts/preprocess.py"
 
@@ -50,6 +56,8 @@ rule split:
         split=config["data"]["split"],
     log:
         f"{OUT}/logs/split.log",
+    conda:
+        "../../envs/mssr.yaml"
     script:
         "../scripts/split.py"
 
@@ -68,5 +76,7 @@ rule testset:
         factors=FACTORS,
     log:
         f"{OUT}/logs/testset_{{testset}}.log",
+    conda:
+        "../../envs/mssr.yaml"
     script:
         "../scripts/testset.py"

@@ -13,19 +13,24 @@ rule infer:
         f"{OUT}/logs/infer_{{testset}}_{{learned}}_{{factor}}.log",
     benchmark:
         f"{OUT}/benchmarks/infer_{{testset}}_{{learned}}_{{factor}}.tsv"
+    conda:
+        "../../envs/mssr.yaml"
     script:
         "../scripts/infer.py"
 
 
 rule classical:
-    """Non-learned methods (identity, deconvolution with the known kernel) on the same inputs."""
+    """Non-learned methods (identity, deconvolution with the known kernel) on the same inputs, all factors."""
     input:
         testset=f"{OUT}/data/testset_{{testset}}.h5",
     output:
-        f"{OUT}/predictions/{{testset}}/{{classical}}/{{factor}}.h5",
+        expand(f"{OUT}/predictions/{{{{testset}}}}/{{{{classical}}}}/{{factor}}.h5", factor=FACTORS),
     params:
         degrade=config["degrade"],
+        factors=FACTORS,
     log:
-        f"{OUT}/logs/classical_{{testset}}_{{classical}}_{{factor}}.log",
+        f"{OUT}/logs/classical_{{testset}}_{{classical}}.log",
+    conda:
+        "../../envs/mssr.yaml"
     script:
         "../scripts/classical.py"

@@ -16,6 +16,8 @@ rule sweep:
         f"{OUT}/logs/sweep.log",
     benchmark:
         f"{OUT}/benchmarks/sweep.tsv"
+    conda:
+        "../../envs/mssr.yaml"
     script:
         "../scripts/sweep.py"
 
@@ -33,6 +35,8 @@ rule provenance:
         cfg=config,
     log:
         f"{OUT}/logs/provenance.log",
+    conda:
+        "../../envs/mssr.yaml"
     script:
         "../scripts/provenance.py"
 
@@ -59,5 +63,7 @@ rule plot:
         factors=FACTORS,
     log:
         f"{OUT}/logs/plot.log",
+    conda:
+        "../../envs/mssr.yaml"
     script:
         "../scripts/plot.py"

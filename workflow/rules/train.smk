@@ -7,6 +7,8 @@ rule tracking_store:
         results=OUT,
     log:
         f"{OUT}/logs/tracking_store.log",
+    conda:
+        "../../envs/mssr.yaml"
     script:
         "../scripts/tracking_store.py"
 
@@ -30,6 +32,8 @@ rule train_mssr:
         f"{OUT}/logs/train_mssr.log",
     benchmark:
         f"{OUT}/benchmarks/train_mssr.tsv"
+    conda:
+        "../../envs/mssr.yaml"
     script:
         "../scripts/train.py"
 
@@ -53,5 +57,7 @@ rule train_baseline:
         f"{OUT}/logs/train_baseline_{{factor}}.log",
     benchmark:
         f"{OUT}/benchmarks/train_baseline_{{factor}}.tsv"
+    conda:
+        "../../envs/mssr.yaml"
     script:
         "../scripts/train.py"

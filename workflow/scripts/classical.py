@@ -1,16 +1,15 @@
-"""Run a non-learned method on one test set for one factor."""
+"""Run a non-learned method on one test set for every factor."""
 import logging
 import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-from mssr.infer import classical_file
+from mssr.predictions import classical_files
 
-classical_file(
+classical_files(
     snakemake.wildcards.classical,
     snakemake.input.testset,
-    snakemake.wildcards.factor,
-    snakemake.output[0],
+    dict(zip(snakemake.params.factors, snakemake.output)),
     degrade=snakemake.params.degrade,
 )

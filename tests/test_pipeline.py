@@ -1,0 +1,91 @@
+"""End-to-end: the whole DAG on the micro configuration, in a temporary directory."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mssr.factors import FACTORS
+from mssr.metrics import METRIC_NAMES
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+RANGES = {
+    "mse": (0.0, 4.0),
+    "r2": (-np.inf, 1.0),
+    "hallucination_ratio": (0.0, 1.0),
+    "missed_peak_ratio": (0.0, 1.0),
+    "peak_mse": (0.0, 4.0),
+    "peak_r2": (-np.inf, 1.0),
+    "peak_intensity_diff": (0.0, 1.0),
+    "peak_shift_diff": (0.0, 1.0),
+    "ssim": (-1.0, 1.0),
+}
+
+
+def _snakemake(workdir: Path, *args, check=True, timeout=1500):
+    cmd = SNAKEMAKE + ["-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--configfile",
+                       str(workdir / "micro.yaml"), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def micro_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("micro")
+    shutil.copy(ROOT / "config.yaml", workdir / "config.yaml")
+    shutil.copy(ROOT / "tests" / "data" / "micro.yaml", workdir / "micro.yaml")
+    _snakemake(workdir, "--cores", "2")
+    return workdir
+
+
+@pytest.mark.slow
+def test_metrics_table_has_every_method_factor_and_finite_values_in_range(micro_run):
+    df = pd.read_csv(micro_run / "results/micro/tables/metrics.csv")
+    for column in ("method", "factor", "sample", *METRIC_NAMES):
+        assert column in df.columns
+    assert set(df["method"]) == {"mssr", "baseline", "identity", "richardson_lucy", "wiener"}
+    assert sorted(df["factor"].round(6).unique()) == sorted(round(float(f), 6) for f in FACTORS)
+    assert set(df["testset"]) == {"blur", "physical"}
+    values = df[list(METRIC_NAMES)]
+    assert np.isfinite(values.to_numpy()).all()
+    for name, (lo, hi) in RANGES.items():
+        assert df[name].between(lo, hi).all(), name
+    # Every method is scored on the same spectra for every factor.
+    counts = df.groupby(["testset", "method", "factor"]).size()
+    assert counts.groupby("testset").nunique().eq(1).all()
+
+
+@pytest.mark.slow
+def test_outputs_models_and_rerun_is_a_no_op(micro_run):
+    out = micro_run / "results/micro"
+    for name in ("fig3_example", "fig4_global", "fig5_local", "fig6_sweep", "uncertainty", "loss_curves"):
+        assert (out / "figures" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "models/mssr/model.safetensors").exists()
+    assert len(list(out.glob("models/baseline_*/model.safetensors"))) == 14
+    summary = pd.read_csv(out / "tables/summary.csv")
+    assert {"mean", "ci_low", "ci_high", "n"} <= set(summary.columns)
+    proc = _snakemake(micro_run, "--cores", "2", "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_report_renders(micro_run):
+    report = micro_run / "report.html"
+    _snakemake(micro_run, "--report", str(report))
+    text = report.read_text(errors="replace")
+    assert "metrics.csv" in text and "fig4_global.png" in text
+
+
+@pytest.mark.slow
+def test_bad_config_value_stops_with_the_key_named(micro_run, tmp_path):
+    proc = _snakemake(micro_run, "-n", "--config", "data={'size': 3}", check=False)
+    assert proc.returncode != 0
+    assert "size" in proc.stdout + proc.stderr
