@@ -17,7 +17,7 @@ rule train_mssr:
     input:
         train=rules.split.output.train,
         val=rules.split.output.val,
-        store=rules.tracking_store.output,
+        store=rules.tracking_store.output[0],
     output:
         model=f"{OUT}/models/mssr/model.safetensors",
         config=f"{OUT}/models/mssr/config.json",
@@ -42,7 +42,7 @@ rule train_baseline:
     input:
         train=rules.split.output.train,
         val=rules.split.output.val,
-        store=rules.tracking_store.output,
+        store=rules.tracking_store.output[0],
     output:
         model=f"{OUT}/models/baseline_{{factor}}/model.safetensors",
         config=f"{OUT}/models/baseline_{{factor}}/config.json",

@@ -16,4 +16,5 @@ train_from_config(
     Path(snakemake.output.model).parent,
     factor=snakemake.params.factor,
     factors=snakemake.params.factors,
+    store_json=snakemake.input.store,
 )

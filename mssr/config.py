@@ -1,0 +1,100 @@
+"""From the pipeline's configuration (config.yaml, validated by the workflow) to typed configs.
+
+The one place that maps config sections onto :class:`mssr.model.ModelConfig`,
+:class:`mssr.diffusion.DiffusionConfig`, :class:`mssr.train.TrainConfig` and the low-field model's
+parameters, so that training, inference, test sets and ``mssr enhance`` read the config the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mssr.factors import as_factor
+
+PAPER_DEGRADE_KEYS = ("sigma_lr",)
+
+
+def degrade_params(degrade: dict) -> dict:
+    """Keyword parameters of :func:`mssr.degrade.simulate` for the configured model.
+
+    ``paper`` takes ``sigma_lr`` (noise SD, normalized scale); ``physical`` takes the keys of the
+    ``physical`` subsection (``sigma_high``, ``lineshape``); each sample's axes and field come from
+    its header.
+    """
+    model = degrade.get("model", "paper")
+    if model == "paper":
+        return {k: degrade[k] for k in PAPER_DEGRADE_KEYS if k in degrade}
+    if model == "physical":
+        return dict(degrade.get("physical") or {})
+    raise ValueError(f"degrade.model must be 'paper' or 'physical', got {model!r}")
+
+
+def model_config(cfg: dict):
+    """:class:`mssr.model.ModelConfig` of the ``model`` section at the data's size S (pixels)."""
+    from mssr.model import ModelConfig
+
+    return ModelConfig.from_dict({**cfg["model"], "sample_size": int(cfg["data"]["size"])})
+
+
+def diffusion_config(cfg: dict):
+    """:class:`mssr.diffusion.DiffusionConfig` of the ``diffusion`` section."""
+    from mssr.diffusion import DiffusionConfig
+
+    return DiffusionConfig.from_dict(dict(cfg["diffusion"]))
+
+
+def train_config(cfg: dict, *, factors, baseline: bool):
+    """:class:`mssr.train.TrainConfig`: the ``train`` section, the baseline's epochs, the factors drawn
+    during training and the low-field model."""
+    from mssr.train import TrainConfig
+
+    section = dict(cfg["train"])
+    if baseline:
+        section.update(cfg.get("baseline") or {})
+    section["factors"] = [float(as_factor(f)) for f in factors]
+    section["degrade_model"] = cfg["degrade"].get("model", "paper")
+    section["degrade_params"] = degrade_params(cfg["degrade"])
+    return TrainConfig.from_dict(section)
+
+
+def tracking_config(cfg: dict, store_json=None):
+    """Tracking of a training run: the store created by the workflow, else the ``tracking`` section."""
+    from mssr.tracking import TrackingConfig
+
+    section = dict(cfg.get("tracking") or {})
+    uri = section.get("uri")
+    if store_json is not None and Path(store_json).exists():
+        record = json.loads(Path(store_json).read_text())
+        uri = record.get("uri", uri) if record.get("reachable", True) else uri
+    return TrackingConfig(experiment=section.get("experiment") or "mssr", uri=uri)
+
+
+def train_from_config(cfg: dict, train_h5, val_h5, out_dir, *, factor=None, factors, store_json=None) -> Path:
+    """Train MSSR (``factor=None``) or one factor's baseline as the pipeline config says.
+
+    Parameters
+    ----------
+    cfg : dict
+        The whole pipeline configuration.
+    train_h5, val_h5 : path
+        Training and validation sets.
+    out_dir : path
+        Model folder.
+    factor : str or float, optional
+        The baseline's factor; None for MSSR.
+    factors : sequence
+        The run's factors (MSSR draws from them).
+    store_json : path, optional
+        The tracking store record written by the workflow's ``tracking_store`` rule.
+    """
+    from mssr.train import train
+
+    return train(
+        train_h5, val_h5, out_dir,
+        model_cfg=model_config(cfg),
+        diffusion_cfg=diffusion_config(cfg),
+        train_cfg=train_config(cfg, factors=[factor] if factor is not None else factors, baseline=factor is not None),
+        factor=factor,
+        tracking=tracking_config(cfg, store_json),
+    )
