@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from mssr import degrade
+from mssr.config import degrade_params
 from mssr.data import preprocess, synthetic
 from mssr.data.store import read_samples, write_samples
 from mssr.factors import as_factor, factor_label
@@ -113,7 +114,7 @@ def build_testset(kind: str, test_h5, out_h5, *, factors, degrade: dict, data: d
                   manifest=None) -> Path:
     """Build the test set ``kind`` ('blur' or 'physical') from the pipeline's config sections."""
     if kind == "blur":
-        params = {k: v for k, v in degrade.items() if k not in ("model", "test_seed")}
+        params = degrade_params(degrade)
         return build_blur(test_h5, out_h5, factors=factors, model=degrade.get("model", "paper"),
                           seed=degrade.get("test_seed", 0), **params)
     if kind == "physical":
