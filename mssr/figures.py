@@ -13,7 +13,7 @@ from mssr import plots
 from mssr.atomic import write_text
 from mssr.data.store import read_samples
 from mssr.factors import as_factor, factor_label
-from mssr.tables import GLOBAL_METRICS, LOCAL_METRICS
+from mssr.metrics import GLOBAL_METRICS, LOCAL_METRICS
 from mssr.testset import factor_inputs
 
 log = logging.getLogger(__name__)

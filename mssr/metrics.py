@@ -68,6 +68,12 @@ METRIC_NAMES: tuple[str, ...] = (
 )
 """The nine metric names, in table column order."""
 
+GLOBAL_METRICS: tuple[str, ...] = ("mse", "r2", "ssim")
+"""Metrics computed on the whole spectrum."""
+
+LOCAL_METRICS: tuple[str, ...] = tuple(m for m in METRIC_NAMES if m not in GLOBAL_METRICS)
+"""Metrics computed on detected and matched peaks."""
+
 PPM_METRIC = "peak_shift_ppm"
 """Extra metric reported only when ``ppm_per_px`` is given: mean matched distance, ppm."""
 

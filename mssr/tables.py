@@ -20,19 +20,7 @@ import pandas as pd
 
 from mssr import factors
 from mssr.atomic import atomic_path, write_text
-
-GLOBAL_METRICS: tuple[str, ...] = ("mse", "r2", "ssim")
-"""Metrics computed on the whole spectrum."""
-
-LOCAL_METRICS: tuple[str, ...] = (
-    "hallucination_ratio",
-    "missed_peak_ratio",
-    "peak_mse",
-    "peak_r2",
-    "peak_intensity_diff",
-    "peak_shift_diff",
-)
-"""Metrics computed on detected and matched peaks."""
+from mssr.metrics import GLOBAL_METRICS, LOCAL_METRICS
 
 METRICS: tuple[str, ...] = GLOBAL_METRICS + LOCAL_METRICS
 """The nine metrics, in the order tables list them."""
