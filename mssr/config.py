@@ -15,6 +15,14 @@ from mssr.factors import as_factor
 PAPER_DEGRADE_KEYS = ("sigma_lr",)
 
 
+def set_threads(threads: int | None) -> None:
+    """Limit torch's intra-op CPU threads to a job's share of the machine (None: leave as is)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
 def degrade_params(degrade: dict) -> dict:
     """Keyword parameters of :func:`mssr.degrade.simulate` for the configured model.
 
@@ -70,7 +78,8 @@ def tracking_config(cfg: dict, store_json=None):
     return TrackingConfig(experiment=section.get("experiment") or "mssr", uri=uri)
 
 
-def train_from_config(cfg: dict, train_h5, val_h5, out_dir, *, factor=None, factors, store_json=None) -> Path:
+def train_from_config(cfg: dict, train_h5, val_h5, out_dir, *, factor=None, factors, store_json=None,
+                      threads: int | None = None) -> Path:
     """Train MSSR (``factor=None``) or one factor's baseline as the pipeline config says.
 
     Parameters
@@ -87,9 +96,12 @@ def train_from_config(cfg: dict, train_h5, val_h5, out_dir, *, factor=None, fact
         The run's factors (MSSR draws from them).
     store_json : path, optional
         The tracking store record written by the workflow's ``tracking_store`` rule.
+    threads : int, optional
+        CPU threads of torch (the job's share of the machine).
     """
     from mssr.train import train
 
+    set_threads(threads)
     return train(
         train_h5, val_h5, out_dir,
         model_cfg=model_config(cfg),

@@ -11,6 +11,7 @@ import pandas as pd
 
 from mssr import metrics as _metrics
 from mssr.atomic import atomic_path
+from mssr.config import set_threads
 from mssr.data.store import read_samples
 from mssr.factors import FACTOR_LABELS, as_factor, factor_label
 from mssr.infer import Enhancer, SampleConfig
@@ -107,13 +108,15 @@ def sweep_factors(factors, count: int) -> list[str]:
     return [labels[i] for i in idx]
 
 
-def sweep(model_path, testset_h5, out_csv, *, sample: dict, sweep: dict, metrics: dict, factors) -> Path:
+def sweep(model_path, testset_h5, out_csv, *, sample: dict, sweep: dict, metrics: dict, factors,
+          threads: int | None = None) -> Path:
     """Metrics of a model versus sampling steps, for several repeat counts (the paper's Fig. 6).
 
     Every (steps, repeats) point samples the same ``n_samples`` test spectra per factor with the
     configured sampler and seed. Columns: ``steps, repeats, factor, sample, seconds``, the nine
     metrics and the ids of :func:`score`.
     """
+    set_threads(threads)
     base = SampleConfig.from_dict(dict(sample))
     enhancer = Enhancer(model_path, device=base.device)
     options = metric_options(metrics)

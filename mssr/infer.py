@@ -12,6 +12,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from mssr.config import set_threads
 from mssr.diffusion import Diffusion, DiffusionConfig
 from mssr.factors import as_factor, factor_label
 from mssr.model import NoisePredictor, load_model
@@ -127,7 +128,8 @@ class Enhancer:
         return mean[:, 0].float().cpu().numpy(), std[:, 0].float().cpu().numpy()
 
 
-def predict_file(model_path, testset_h5, factor, out_h5, *, sample: dict, method: str = "mssr") -> Path:
+def predict_file(model_path, testset_h5, factor, out_h5, *, sample: dict, method: str = "mssr",
+                 threads: int | None = None) -> Path:
     """Sample a learned model on the inputs of one factor of a test set and store mean and SD.
 
     Parameters
@@ -144,7 +146,10 @@ def predict_file(model_path, testset_h5, factor, out_h5, *, sample: dict, method
         The ``sample`` config section (:class:`SampleConfig`).
     method : str
         Name recorded in the file ('mssr', 'baseline').
+    threads : int, optional
+        CPU threads of torch.
     """
+    set_threads(threads)
     cfg = SampleConfig.from_dict(dict(sample))
     f = as_factor(factor)
     _, x_lr, s = factor_inputs(testset_h5, f)

@@ -34,10 +34,13 @@ def gpu_resources(scale=1.0):
     res = config.get("resources", {})
     return dict(
         gpu=1,
-        cpus_per_task=res.get("gpu_cpus", 4),
+        cpus_per_task=res.get("threads", 1),
         mem_mb=res.get("gpu_mem_mb", 16000),
         runtime=int(res.get("gpu_runtime_min", 60) * scale),
     )
+
+
+JOB_THREADS = config.get("resources", {}).get("threads", 1)
 
 
 def model_dir(learned, factor):

@@ -7,6 +7,7 @@ rule infer:
         f"{OUT}/predictions/{{testset}}/{{learned}}/{{factor}}.h5",
     params:
         sample=config["sample"],
+    threads: JOB_THREADS
     resources:
         **gpu_resources(),
     log:

@@ -10,6 +10,7 @@ rule sweep:
         sweep=config["sweep"],
         metrics=config["metrics"],
         factors=FACTORS,
+    threads: JOB_THREADS
     resources:
         **gpu_resources(),
     log:

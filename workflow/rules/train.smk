@@ -26,6 +26,8 @@ rule train_mssr:
         cfg=config,
         factors=FACTORS,
         factor=None,
+    priority: 10  # the longest job: start it first
+    threads: JOB_THREADS
     resources:
         **gpu_resources(scale=4.0),
     log:
@@ -51,6 +53,7 @@ rule train_baseline:
         cfg=config,
         factors=FACTORS,
         factor=lambda wildcards: wildcards.factor,
+    threads: JOB_THREADS
     resources:
         **gpu_resources(),
     log:

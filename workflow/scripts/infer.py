@@ -14,4 +14,5 @@ predict_file(
     snakemake.output[0],
     sample=snakemake.params.sample,
     method=snakemake.wildcards.learned,
+    threads=snakemake.threads,
 )

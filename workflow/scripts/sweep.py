@@ -15,4 +15,5 @@ sweep(
     sweep=snakemake.params.sweep,
     metrics=snakemake.params.metrics,
     factors=snakemake.params.factors,
+    threads=snakemake.threads,
 )

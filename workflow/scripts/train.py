@@ -17,4 +17,5 @@ train_from_config(
     factor=snakemake.params.factor,
     factors=snakemake.params.factors,
     store_json=snakemake.input.store,
+    threads=snakemake.threads,
 )
