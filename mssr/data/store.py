@@ -117,6 +117,8 @@ def read_samples(path, *, extra: bool = True) -> SampleSet:
         If the file is not an HDF5 sample set (the message names the file).
     """
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such sample set")
     try:
         with h5py.File(path, "r") as f:
             if "x" not in f or "header" not in f:

@@ -116,7 +116,8 @@ class Experiment:
     t_max_ms: tuple[float, ...]
 
 
-_H = (6.0, 12.0)  # amide 1H: 12.0 .. 0.0 ppm holds backbone, NH2 and indole peaks
+_H = (8.5, 6.0)  # amide 1H: 11.5 .. 5.5 ppm, the region usually extracted after processing; holds
+# backbone, Asn/Gln NH2 and Trp indole peaks
 _N = (119.0, 30.0)
 _CACB = (46.0, 60.0)  # 76 .. 16 ppm: Thr Cb (~70) to Ala Cb (~19)
 
