@@ -28,6 +28,10 @@ wildcard_constraints:
     classical="|".join(CLASSICAL),
     testset="|".join(TESTSETS),
 
+# With an executor like SLURM these run on the submitting host, not as cluster jobs: they are
+# cheap, and fetch downloads, which compute nodes often cannot.
+localrules: all, fetch, tracking_store, tables, plot, provenance
+
 
 def gpu_resources(scale=1.0):
     """SLURM resources of a GPU job (training, sampling); ignored by local runs."""
@@ -48,7 +52,7 @@ def model_dir(learned, factor):
 
 
 def infer_model(wildcards):
-    return model_dir(wildcards.learned, wildcards.factor) + "/model.safetensors"
+    return str(Path(model_dir(wildcards.learned, wildcards.factor), "model.safetensors"))
 
 
 def predictions(testset):

@@ -4,7 +4,7 @@ rule tracking_store:
         f"{OUT}/tracking/store.json",
     params:
         tracking=config["tracking"],
-        results=OUT,
+        results=lambda wildcards, output: str(Path(output[0]).parent.parent),
     log:
         f"{OUT}/logs/tracking_store.log",
     conda:
