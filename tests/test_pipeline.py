@@ -1,14 +1,18 @@
 """End-to-end: the whole DAG on the micro configuration, in a temporary directory."""
 
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from mssr.factors import FACTORS
 from mssr.metrics import METRIC_NAMES
@@ -118,3 +122,38 @@ def test_bad_config_value_stops_with_the_key_named(micro_run, tmp_path):
     proc = _snakemake(micro_run, "-n", "--config", "data={'size': 3}", check=False)
     assert proc.returncode != 0
     assert "size" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_training_then_rerun_resumes_without_redoing_finished_jobs(tmp_path):
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    micro = yaml.safe_load((ROOT / "tests" / "data" / "micro.yaml").read_text())
+    micro["train"].update(epochs=60, checkpoint_every=2)  # long enough to be interrupted mid-way
+    (tmp_path / "micro.yaml").write_text(yaml.safe_dump(micro))
+    out = tmp_path / "results/micro"
+    target = "results/micro/models/mssr/model.safetensors"
+    cmd = SNAKEMAKE + ["-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "--configfile",
+                       str(tmp_path / "micro.yaml"), "--cores", "1", target]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    checkpoint = out / "models/mssr/checkpoint.pt"
+    deadline = time.monotonic() + 600
+    while not checkpoint.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    assert checkpoint.exists(), "training never wrote a checkpoint"
+    time.sleep(2)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
+    proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    assert not (out / "models/mssr/model.safetensors").exists()
+    finished = {p: p.stat().st_mtime_ns for p in (out / "data").glob("*.h5")}
+    assert out / "data/train.h5" in finished
+
+    rerun = _snakemake(tmp_path, "--cores", "1", target)
+    log = (out / "logs/train_mssr.log").read_text()
+    assert re.search(r"resuming mssr_\w+ from .*checkpoint\.pt: epoch \d+, step [1-9]\d*", log), log[-2000:]
+    assert {p: p.stat().st_mtime_ns for p in finished} == finished, "finished jobs were redone"
+    from mssr.model import load_model
+
+    load_model(out / "models/mssr")  # complete and consistent (checksummed weights)
+    assert "train_mssr" in rerun.stdout + rerun.stderr
