@@ -34,12 +34,19 @@ def _cmd_enhance(args) -> int:
         sampler=args.sampler,
         steps=args.steps,
         repeats=args.repeats,
+        fast=args.fast,
         device=args.device,
         seed=args.seed,
+        plane=args.plane,
+        projection=args.projection,
         plot=args.plot,
-        fast=args.fast,
+        force=args.force,
+        threads=args.threads,
+        progress=not args.quiet,
     )
     for key, value in result.items():
+        if isinstance(value, list):
+            value = ", ".join(str(v) for v in value) if value else "-"
         print(f"{key}: {value}")
     return 0
 
@@ -56,20 +63,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", help="UCSF, NMRPipe or Bruker pdata paths")
     p.set_defaults(func=_cmd_info)
 
-    p = sub.add_parser("enhance", help="estimate the high-field spectrum of a low-field spectrum file")
-    p.add_argument("input", help="UCSF, NMRPipe or Bruker processed-data path")
-    p.add_argument("--from-mhz", type=float, required=True, help="1H frequency the input was recorded at, MHz")
-    p.add_argument("--to-mhz", type=float, required=True, help="1H frequency to estimate, MHz")
+    p = sub.add_parser(
+        "enhance", help="estimate the high-field spectrum of a low-field spectrum file",
+        description="Estimate the high-field spectrum of a low-field UCSF, NMRPipe or Bruker spectrum with a "
+        "trained MSSR model. Writes the estimate (input's format; NMRPipe for Bruker), its per-pixel "
+        "uncertainty (<stem>_std<ext>) and a JSON record of what was done (<output>.json). 3D/4D input: one "
+        "output per 2D projection. Paper protocol by default (ddpm, 500 steps x 5 repeats).",
+    )
+    p.add_argument("input", help="UCSF file, NMRPipe file or series, or Bruker processed data (procno directory)")
+    p.add_argument("--from-mhz", type=float, required=True,
+                   help="1H frequency the input was recorded at, MHz (checked against the file's header)")
+    p.add_argument("--to-mhz", type=float, required=True, help="1H frequency to estimate, MHz (see `mssr factors`)")
     p.add_argument("--model", default=None,
                    help="model directory (model.safetensors + config.json); default: results/demo/models/mssr")
-    p.add_argument("-o", "--output", default=None, help="output path (default: next to the input, suffix _mssr<MHz>)")
-    p.add_argument("--sampler", choices=["ddpm", "ddim", "dpmsolver"], default=None, help="default: the paper's ddpm")
-    p.add_argument("--steps", type=int, default=None, help="sampling steps (paper: 500)")
-    p.add_argument("--repeats", type=int, default=None, help="samples averaged (paper: 5)")
-    p.add_argument("--fast", action="store_true", help="DPM-Solver++ with 20 steps x 2 repeats")
+    p.add_argument("-o", "--output", default=None,
+                   help="output file; its suffix picks the format (.ucsf, .ft2, ...). Default: next to the input, "
+                   "<stem>_mssr<to-mhz><ext>")
+    p.add_argument("--force", action="store_true", help="replace existing outputs (the input is never replaced)")
+    p.add_argument("--sampler", choices=["ddpm", "ddim", "dpmsolver"], default=None,
+                   help="default: the paper's ddpm (dpmsolver with --fast)")
+    p.add_argument("--steps", type=int, default=None, help="sampling steps (paper: 500; --fast: 20)")
+    p.add_argument("--repeats", type=int, default=None, help="samples averaged (paper: 5; --fast: 2)")
+    p.add_argument("--fast", action="store_true",
+                   help="DPM-Solver++ with 20 steps x 2 repeats; --sampler/--steps/--repeats still override")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--plot", action="store_true", help="also write a PNG of input, output and uncertainty")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads of torch (default: one per core; use fewer on a busy machine)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampler's noise")
+    p.add_argument("--plane", type=int, default=None,
+                   help="index of the spectrum to enhance in a pseudo-3D/4D series (relaxation, titration)")
+    p.add_argument("--projection", choices=["sum", "max", "signed_max"], default="signed_max",
+                   help="how 3D/4D input is projected to 2D (as the model's training data; default signed_max)")
+    p.add_argument("--plot", action="store_true", help="also write <stem>.png: input, estimate and uncertainty")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_enhance)
     return parser
 
