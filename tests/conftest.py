@@ -89,3 +89,26 @@ def protein_l_files(peakipy_sdist, tmp_path_factory) -> dict[str, Path]:
                 shutil.copyfileobj(src, dst)
             files[key] = target
     return files
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A real single-node SLURM (all CPUs, 90 % of the memory, 2 fake GPUs), started once per session.
+
+    See ``tests/slurm_harness.py``. It needs root on Debian and the executor plugin
+    (``pip install "mssr[cluster]"``); elsewhere the tests that use it are skipped with the reason,
+    except in CI (``CI=true``), where they fail. The daemons it started are stopped, by pid, at the end.
+    """
+    import importlib.util
+
+    import slurm_harness
+
+    ok, reason = slurm_harness.slurm_available()
+    if ok and importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        ok, reason = False, 'the SLURM executor plugin is missing: pip install "mssr[cluster]"'
+    if not ok:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but the SLURM tests cannot run: {reason}")
+        pytest.skip(reason)
+    with slurm_harness.running_slurm(n_gpus=2) as started:
+        yield started

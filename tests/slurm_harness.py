@@ -6,6 +6,11 @@ fake GPUs (character devices) so that jobs requesting ``--gpus`` are scheduled a
 ``CUDA_VISIBLE_DEVICES``. It needs root on Debian; :func:`slurm_available` says whether
 this machine qualifies and why not.
 
+A ``TaskProlog`` records, for every task SLURM starts (the batch script and each
+``srun`` step), the job's id, name and GPU variables as SLURM set them, so that a test
+can check which jobs really received a GPU without touching the jobs' commands
+(:func:`task_env`).
+
 The order matters: :func:`write_config` must run before any SLURM client tool (or
 Snakemake with the SLURM executor plugin, which calls ``scontrol show config`` at start)
 runs, because without ``/etc/slurm/slurm.conf`` those tools look the configuration up
@@ -42,6 +47,17 @@ MUNGE_RUN_DIR = Path("/run/munge")
 STATE_DIR = Path("/var/spool/slurmctld")
 SPOOL_DIR = Path("/var/spool/slurmd")
 LOG_DIR = Path("/var/log/slurm")
+TASK_PROLOG = Path("/etc/slurm/task_env.sh")
+TASK_ENV_DIR = LOG_DIR / "task_env"
+
+#: Variables the TaskProlog records per task (those SLURM left unset are left out).
+TASK_ENV_VARS: tuple[str, ...] = (
+    "SLURM_JOB_ID",
+    "SLURM_STEP_ID",
+    "SLURM_JOB_NAME",
+    "SLURM_JOB_GPUS",
+    "CUDA_VISIBLE_DEVICES",
+)
 
 #: First line of every configuration file this module writes; a slurm.conf without it
 #: belongs to a real site and is never overwritten.
@@ -281,6 +297,7 @@ def slurm_conf_text(cpus: int, mem_mb: int, n_gpus: int = 2) -> str:
         "SlurmdPidFile=/run/slurmd.pid",
         f"SlurmctldLogFile={LOG_DIR / 'slurmctld.log'}",
         f"SlurmdLogFile={LOG_DIR / 'slurmd.log'}",
+        f"TaskProlog={TASK_PROLOG}",
     ]
     if n_gpus:
         lines.append("GresTypes=gpu")
@@ -305,6 +322,57 @@ def gres_conf_text(n_gpus: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def task_prolog_text() -> str:
+    """Return the TaskProlog script: it writes ``<job id>.<step id>.env`` into
+    :data:`TASK_ENV_DIR` (step ``batch`` for the batch script) with one ``NAME=value``
+    line per variable of :data:`TASK_ENV_VARS` that is set in the task's environment.
+
+    slurmstepd reads a TaskProlog's standard output as commands (``export``, ``unset``),
+    so the script prints nothing; it always exits 0 so that it never fails a job.
+    """
+    names = " ".join(TASK_ENV_VARS)
+    return "\n".join(
+        [
+            "#!/bin/sh",
+            CONF_MARKER,
+            f"dir={TASK_ENV_DIR}",
+            'step="${SLURM_STEP_ID:-batch}"',
+            'target="$dir/$SLURM_JOB_ID.$step.env"',
+            'mkdir -p "$dir" || exit 0',
+            f"for name in {names}; do",
+            '    eval "isset=\\${$name+x} value=\\${$name-}"',
+            '    if [ -n "$isset" ]; then printf \'%s=%s\\n\' "$name" "$value"; fi',
+            'done > "$target.tmp" 2>/dev/null && mv "$target.tmp" "$target"',
+            "exit 0",
+        ]
+    ) + "\n"
+
+
+def task_env(job_id: str) -> dict[str, dict[str, str]]:
+    """Return what the TaskProlog recorded for a job: step id -> {variable: value}.
+
+    Parameters
+    ----------
+    job_id : str
+        SLURM job id (digits).
+
+    Returns
+    -------
+    dict of str to dict of str to str
+        ``'batch'`` for the batch script, ``'0'``, ``'1'``, ... for its ``srun`` steps;
+        empty if no task of the job started.
+    """
+    if not isinstance(job_id, str) or not job_id.isdigit():
+        raise ValueError(f"job_id must be a string of digits, got {job_id!r}")
+    steps = {}
+    for path in TASK_ENV_DIR.glob(f"{job_id}.*.env"):
+        step = path.name[len(job_id) + 1 : -len(".env")]
+        steps[step] = dict(
+            line.split("=", 1) for line in path.read_text().splitlines() if "=" in line
+        )
+    return steps
+
+
 def machine_resources() -> tuple[int, int]:
     """Return (cpus, mem_mb) to offer: all CPUs and 90 % of physical memory (MiB).
 
@@ -317,7 +385,7 @@ def machine_resources() -> tuple[int, int]:
 
 
 def write_config(cpus: int, mem_mb: int, n_gpus: int = 2) -> None:
-    """Write slurm.conf, gres.conf, the fake GPU devices, the munge key and daemon dirs.
+    """Write slurm.conf, gres.conf, the TaskProlog, fake GPU devices, munge key and dirs.
 
     Parameters
     ----------
@@ -340,8 +408,14 @@ def write_config(cpus: int, mem_mb: int, n_gpus: int = 2) -> None:
     SLURM_CONF.write_text(text)
     GRES_CONF.write_text(gres_conf_text(n_gpus))
     _make_fake_gpus(n_gpus)
-    for directory in (STATE_DIR, SPOOL_DIR, LOG_DIR):
+    TASK_PROLOG.write_text(task_prolog_text())
+    TASK_PROLOG.chmod(0o755)
+    for directory in (STATE_DIR, SPOOL_DIR, LOG_DIR, TASK_ENV_DIR):
         directory.mkdir(parents=True, exist_ok=True)
+    # A controller started with a cleared state (slurmctld -c) may hand out old job ids
+    # again: old records would be read as the new jobs'.
+    for old in TASK_ENV_DIR.glob("*.env"):
+        old.unlink()
     _ensure_munge_key()
 
 

@@ -1,14 +1,14 @@
 """The cluster profile against a real single-node SLURM started on this machine.
 
 The SLURM tests need root on Debian (see tests/slurm_harness.py) and the executor plugin
-(``pip install "mssr[cluster]"``); elsewhere they are skipped with the reason. Each
+(``pip install "mssr[cluster]"``); elsewhere they are skipped with the reason (the
+``slurm_cluster`` fixture of conftest.py, shared with tests/test_cluster.py). Each
 Snakemake run is bounded by ``timeout -s KILL``: a Snakemake whose status command fails
 waits forever and ignores SIGTERM.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -110,18 +110,46 @@ def test_machine_resources_match_proc_meminfo():
     assert mem_mb == pytest.approx(0.9 * total_kib / 1024, abs=2)
 
 
+def test_slurm_conf_runs_the_task_prolog_that_records_gpu_variables():
+    conf = slurm_harness.slurm_conf_text(2, 1024, 2).splitlines()
+    assert f"TaskProlog={slurm_harness.TASK_PROLOG}" in conf
+    assert "CUDA_VISIBLE_DEVICES" in slurm_harness.TASK_ENV_VARS
+
+
+def test_task_prolog_writes_only_the_set_variables(tmp_path):
+    script = tmp_path / "prolog.sh"
+    records = tmp_path / "records"
+    script.write_text(
+        slurm_harness.task_prolog_text().replace(str(slurm_harness.TASK_ENV_DIR), str(records))
+    )
+    env = {"PATH": os.environ["PATH"], "SLURM_JOB_ID": "41", "SLURM_JOB_NAME": "mssr a=b",
+           "CUDA_VISIBLE_DEVICES": "1", "OTHER": "x"}
+    batch = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True)
+    step = subprocess.run(["sh", str(script)], env={**env, "SLURM_STEP_ID": "0",
+                          "CUDA_VISIBLE_DEVICES": ""}, capture_output=True, text=True)
+    # slurmstepd would execute anything printed: nothing is.
+    assert (batch.returncode, batch.stdout, step.returncode, step.stdout) == (0, "", 0, "")
+    assert sorted(p.name for p in records.iterdir()) == ["41.0.env", "41.batch.env"]
+    assert (records / "41.batch.env").read_text() == (
+        "SLURM_JOB_ID=41\nSLURM_JOB_NAME=mssr a=b\nCUDA_VISIBLE_DEVICES=1\n"
+    )
+    # Set but empty is recorded as such; unset variables are left out.
+    assert (records / "41.0.env").read_text() == (
+        "SLURM_JOB_ID=41\nSLURM_STEP_ID=0\nSLURM_JOB_NAME=mssr a=b\nCUDA_VISIBLE_DEVICES=\n"
+    )
+
+
+def test_task_env_rejects_a_job_id_that_is_not_digits():
+    with pytest.raises(ValueError, match="job_id"):
+        slurm_harness.task_env("12*")
+
+
 # ----------------------------------------------------------------------- real cluster
 
 
-@pytest.fixture(scope="module")
-def slurm():
-    ok, reason = slurm_harness.slurm_available()
-    if not ok:
-        pytest.skip(reason)
-    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
-        pytest.skip('the SLURM executor plugin is missing: pip install "mssr[cluster]"')
-    with slurm_harness.running_slurm(n_gpus=2) as started:
-        yield started
+@pytest.fixture
+def slurm(slurm_cluster):
+    return slurm_cluster
 
 
 def _scontrol_node() -> str:
@@ -216,6 +244,9 @@ def test_profile_runs_cpu_and_gpu_rules_as_slurm_jobs(slurm, tmp_path):
     # SLURM bound one of the 2 fake GPUs to the gpu=1 job, and none to the other.
     assert gpu["cuda"] in {"0", "1"}
     assert cpu["cuda"] == "unset"
+    # The TaskProlog saw the same in the job's srun step (where the rule runs).
+    assert slurm_harness.task_env(gpu["job"])["0"]["CUDA_VISIBLE_DEVICES"] == gpu["cuda"]
+    assert "CUDA_VISIBLE_DEVICES" not in slurm_harness.task_env(cpu["job"])["0"]
     # configs/paper.yaml from the cluster profile overrode the Snakefile's config.yaml.
     assert cpu["scale"] == "paper"
     # What SLURM allocated (ended jobs stay visible for MinJobAge): the GPU request, and

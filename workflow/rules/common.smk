@@ -30,7 +30,7 @@ wildcard_constraints:
 
 # With an executor like SLURM these run on the submitting host, not as cluster jobs: they are
 # cheap, and fetch downloads, which compute nodes often cannot.
-localrules: all, fetch, tracking_store, tables, plot, provenance
+localrules: all, fetch, tracking_store, split, tables, plot, provenance
 
 
 def gpu_resources(scale=1.0):
