@@ -58,7 +58,7 @@ METRIC_LABELS = {
     "peak_mse": "peak MSE",
     "peak_r2": "peak $R^2$",
     "peak_intensity_diff": "peak intensity difference",
-    "peak_shift_diff": "peak shift difference (ppm)",
+    "peak_shift_diff": "peak shift difference (fraction of threshold)",
 }
 """Axis titles of the metrics."""
 

@@ -56,6 +56,9 @@ CLUSTER_JOBS = {
     "infer": 8,
     "sweep": 1,
     "metrics": 1,
+    "train_continuous": 1,
+    "heldout": 1,
+    "samplers": 1,
 }
 # 12 training spectra, batch 4, 20 epochs.
 MSSR_STEPS = 60
@@ -334,7 +337,7 @@ def test_rerunning_one_baseline_plans_it_and_what_depends_on_it(runs):
     _ok(plan)
     assert _job_stats(plan.output) == {
         "train_baseline": 1, "infer": 2, "metrics": 1, "tables": 1, "plot": 1, "provenance": 1,
-        "all": 1,
+        "heldout": 1, "all": 1,
     }
     assert "wildcards: factor=1.500" in plan.output
     assert "factor=2.250" not in plan.output

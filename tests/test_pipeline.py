@@ -71,10 +71,16 @@ def test_metrics_table_has_every_method_factor_and_finite_values_in_range(micro_
 @pytest.mark.slow
 def test_outputs_models_and_rerun_is_a_no_op(micro_run):
     out = micro_run / "results/micro"
-    for name in ("fig3_example", "fig4_global", "fig5_local", "fig6_sweep", "uncertainty", "loss_curves"):
+    for name in ("fig3_example", "fig4_global", "fig5_local", "fig6_sweep", "uncertainty", "loss_curves",
+                 "heldout", "samplers"):
         assert (out / "figures" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "models/mssr/model.safetensors").exists()
     assert len(list(out.glob("models/baseline_*/model.safetensors"))) == 14
+    for table in ("heldout", "samplers"):
+        df = pd.read_csv(out / f"tables/{table}.csv")
+        assert len(df) and np.isfinite(df[list(METRIC_NAMES)].to_numpy()).all(), table
+    held = pd.read_csv(out / "tables/heldout.csv")
+    assert set(held.loc[~held["table1"], "method"]) <= {"mssr_continuous", "identity", "richardson_lucy"}
     summary = pd.read_csv(out / "tables/summary.csv")
     assert {"mean", "ci_low", "ci_high", "n"} <= set(summary.columns)
     proc = _snakemake(micro_run, "--cores", "2", "-n")

@@ -20,6 +20,11 @@ LEARNED = ["mssr", "baseline"]
 CLASSICAL = list(config["metrics"].get("classical", ["identity"]))
 METHODS = LEARNED + CLASSICAL
 # Physically true low/high-field pairs exist only where the spectra are rendered (demo source).
+_unknown_heldout = sorted(set(config.get("continuous", {}).get("heldout", [])) - set(FACTORS))
+if _unknown_heldout:
+    raise ValueError(
+        f"config continuous.heldout: {', '.join(_unknown_heldout)} not among the run's factors ({', '.join(FACTORS)})"
+    )
 TESTSETS = ["blur", "physical"] if config["data"]["source"] == "demo" else ["blur"]
 
 wildcard_constraints:
@@ -64,4 +69,8 @@ def all_outputs():
         f"{OUT}/tables/metrics.csv",
         f"{OUT}/tables/summary.md",
         f"{OUT}/figures/figures.json",
+        f"{OUT}/tables/heldout.csv",
+        f"{OUT}/figures/heldout.png",
+        f"{OUT}/tables/samplers.csv",
+        f"{OUT}/figures/samplers.png",
     ]

@@ -1,0 +1,338 @@
+"""Continuous-factor MSSR on unseen factors, and sampler options against the protocol (mssr.compare)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from numpy.testing import assert_allclose
+from scipy import ndimage
+
+from mssr import compare
+from mssr.data.store import read_samples, write_samples
+from mssr.diffusion import Diffusion, DiffusionConfig
+from mssr.factors import as_factor
+from mssr.infer import Enhancer, SampleConfig
+from mssr.metrics import METRIC_NAMES
+from mssr.model import ModelConfig, build_unet, save_model
+from mssr.spectrum import Axis, Spectrum
+from mssr.testset import build_blur, read_testset
+
+S = 16
+N = 3
+T = 50
+RUN = ["1.250", "1.286", "1.333", "2.000", "2.250"]
+HELDOUT = ["1.286", "2.000"]
+TRAINED = ["1.250", "1.333", "2.250"]
+TEST_SEED = 1234
+DIFFUSION = DiffusionConfig(timesteps=T)
+SAMPLE = {"sampler": "ddpm", "steps": 3, "repeats": 2, "batch_size": 64, "start_step": None, "seed": 0,
+          "device": "cpu"}
+METRICS = {"peak_sigma": 1.0, "peak_window": 3, "peak_alpha": 3.0, "match_threshold_px": 2.0, "bootstrap": 20}
+DEGRADE = {"model": "paper", "sigma_lr": 0.01, "test_seed": TEST_SEED}
+CONTINUOUS = {"heldout": HELDOUT, "epochs": 1, "reference": "neighbours", "off_table_mhz": [[950, 600], [1000, 400]]}
+SAMPLERS = {"n_samples": 2, "factors": 2, "variants": [
+    {"name": "ddim_5", "sampler": "ddim", "steps": 5, "repeats": 1},
+    {"name": "dpmsolver_3", "sampler": "dpmsolver", "steps": 3},
+    {"name": "ddpm_from_25", "sampler": "ddpm", "steps": 5, "start_step": 25},
+]}
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _peaks(n, seed):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:S, 0:S]
+    x = np.zeros((n, S, S), np.float32)
+    for i in range(n):
+        for _ in range(3):
+            cy, cx = rng.uniform(2, S - 2, 2)
+            x[i] += rng.uniform(0.3, 1.0) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 2.0)
+        x[i] /= np.abs(x[i]).max()
+    return x
+
+
+def _save_micro(directory, conditioning, factors, factor=None, seed=0):
+    """A micro model saved untrained, with the record Enhancer needs."""
+    cfg = ModelConfig(sample_size=S, block_out_channels=(8, 16), layers_per_block=1, attention_levels=(False, False),
+                      mid_attention=False, norm_num_groups=4, conditioning=conditioning)
+    torch.manual_seed(seed)
+    extra = {"diffusion": DIFFUSION.to_dict(), "factors": [float(as_factor(f)) for f in factors], "factor": factor}
+    return save_model(build_unet(cfg), cfg, directory, extra=extra)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("compare")
+    axes = (Axis.from_ppm_window("15N", 800, 130, 105, S), Axis.from_ppm_window("1H", 800, 10, 6, S))
+    x = _peaks(N, 0)
+    test = write_samples(root / "test.h5", x, [Spectrum(xi, axes).header() for xi in x])
+    testset = build_blur(test, root / "testset_blur.h5", factors=RUN, model="paper", seed=TEST_SEED, sigma_lr=0.01)
+    return {
+        "root": root,
+        "test": test,
+        "testset": testset,
+        "continuous": _save_micro(root / "mssr_continuous", "continuous", TRAINED, seed=1),
+        "mssr": _save_micro(root / "mssr", "class", RUN, seed=2),
+        "baselines": [_save_micro(root / f"baseline_{f}", "none", [f], factor=f, seed=3 + i)
+                      for i, f in enumerate(HELDOUT)],
+    }
+
+
+def _heldout(files, **overrides):
+    kwargs = dict(continuous_model=files["continuous"], class_model=files["mssr"], baseline_models=files["baselines"],
+                  continuous=CONTINUOUS, sample=SAMPLE, degrade=DEGRADE, metrics=METRICS)
+    kwargs.update(overrides)
+    return compare.heldout_table(files["testset"], files["test"], **kwargs)
+
+
+@pytest.fixture(scope="module")
+def heldout(files):
+    out_csv, out_png = files["root"] / "tables/heldout.csv", files["root"] / "figures/heldout.png"
+    compare.write_heldout(files["testset"], files["test"], out_csv, out_png, continuous_model=files["continuous"],
+                          class_model=files["mssr"], baseline_models=files["baselines"], continuous=CONTINUOUS,
+                          sample=SAMPLE, degrade=DEGRADE, metrics=METRICS, threads=1)
+    assert out_png.read_bytes()[:8] == PNG
+    return pd.read_csv(out_csv)
+
+
+# ---------------------------------------------------------------------------------------------
+# factors and configs
+
+
+def test_training_factors_are_the_run_minus_the_heldout():
+    assert compare.continuous_training_factors(RUN, HELDOUT) == TRAINED
+    every = compare.continuous_training_factors("all", ["1.286", "1.600", "2.000"])
+    assert len(every) == 11 and "1.600" not in every and every == sorted(every, key=float)
+    with pytest.raises(ValueError, match="continuous.heldout"):
+        compare.continuous_training_factors(["1.250", "1.333"], ["1.286"])
+    with pytest.raises(ValueError, match="no factor to train"):
+        compare.continuous_training_factors(["1.250"], ["1.250"])
+    with pytest.raises(ValueError, match="continuous.heldout"):
+        compare.continuous_training_factors(RUN, ["1.59"])
+
+
+def test_offtable_factors_are_field_ratios_outside_table1():
+    # 950/600 = 19/12, 1000/400 = 5/2, 400/80 = 5; 1900/1200 repeats 19/12.
+    assert_allclose(compare.offtable_factors([[1000, 400], [950, 600], [400, 80], [1900, 1200]]), [19 / 12, 2.5, 5.0])
+    with pytest.raises(ValueError, match=r"off_table_mhz\[1\].*1.500"):
+        compare.offtable_factors([[950, 600], [900, 600]])
+    with pytest.raises(ValueError, match=r"off_table_mhz\[0\]"):
+        compare.offtable_factors([[400, 950]])
+    with pytest.raises(TypeError, match="off_table_mhz"):
+        compare.offtable_factors([[950]])
+
+
+def test_reference_factors_are_the_trained_neighbours():
+    # 1.286 sits between 1.250 and 1.333; 2.000 between 1.333 and 2.250.
+    assert compare.reference_factors(RUN, TRAINED, HELDOUT, "neighbours") == ["1.250", "1.333", "2.250"]
+    assert compare.reference_factors(RUN, TRAINED, ["1.286"], "neighbours") == ["1.250", "1.333"]
+    assert compare.reference_factors(RUN, TRAINED, HELDOUT, "all") == TRAINED
+    assert compare.reference_factors(RUN, TRAINED, HELDOUT, "none") == []
+    with pytest.raises(ValueError, match="reference"):
+        compare.reference_factors(RUN, TRAINED, HELDOUT, "nearest")
+
+
+def test_continuous_config_overrides_conditioning_and_epochs_only():
+    cfg = {"model": {"conditioning": "class", "block_out_channels": [8, 16]}, "train": {"epochs": 200, "lr": 0.001}}
+    out = compare.continuous_config(cfg, epochs=7)
+    assert out["model"] == {"conditioning": "continuous", "block_out_channels": [8, 16]}
+    assert out["train"] == {"epochs": 7, "lr": 0.001}
+    assert cfg["model"]["conditioning"] == "class" and cfg["train"]["epochs"] == 200
+    assert compare.continuous_config(cfg)["train"]["epochs"] == 200
+    with pytest.raises(ValueError, match="continuous.epochs"):
+        compare.continuous_config(cfg, epochs=0)
+
+
+def test_train_continuous_trains_a_continuous_model_without_the_heldout_factors(files, tmp_path):
+    axes = (Axis.from_ppm_window("15N", 800, 130, 105, S), Axis.from_ppm_window("1H", 800, 10, 6, S))
+    paths = {}
+    for name, n, seed in (("train", 8, 5), ("val", 4, 6)):
+        x = _peaks(n, seed)
+        paths[name] = write_samples(tmp_path / f"{name}.h5", x, [Spectrum(xi, axes).header() for xi in x])
+    cfg = {
+        "data": {"size": S},
+        "model": {"conditioning": "class", "block_out_channels": [8, 16], "layers_per_block": 1,
+                  "attention_levels": [False, False], "mid_attention": False, "norm_num_groups": 4},
+        "diffusion": {"timesteps": T},
+        "train": {"epochs": 5, "batch_size": 8, "lr": 0.001, "ema_decay": 0.0, "checkpoint_every": 0,
+                  "device": "cpu"},
+        "degrade": dict(DEGRADE),
+        "tracking": {"uri": None, "experiment": "t"},
+    }
+    out = compare.train_continuous(cfg, paths["train"], paths["val"], tmp_path / "model", factors=RUN,
+                                   heldout=HELDOUT, epochs=1, threads=1)
+    record = json.loads((out / "config.json").read_text())
+    assert record["model"]["conditioning"] == "continuous"
+    assert record["extra"]["factor_labels"] == TRAINED
+    assert record["extra"]["train"]["epochs"] == 1
+    history = pd.read_csv(out / "history.csv")
+    assert len(history) == 1  # one epoch of one batch of 8
+
+
+# ---------------------------------------------------------------------------------------------
+# held-out table
+
+
+def test_heldout_table_has_the_columns_and_every_spectrum(heldout):
+    assert list(heldout.columns) == list(compare.HELDOUT_COLUMNS)
+    counts = heldout.groupby(["method", "factor"])["sample"].apply(sorted)
+    assert all(c == list(range(N)) for c in counts)
+    assert np.isfinite(heldout[list(METRIC_NAMES)].to_numpy()).all()
+
+
+def test_heldout_factors_have_every_method_and_the_right_flags(heldout):
+    for label in HELDOUT:
+        rows = heldout[np.isclose(heldout["factor"], float(as_factor(label)))]
+        assert set(rows["method"]) == set(compare.HELDOUT_METHODS)
+        assert rows["table1"].all() and rows["heldout"].all() and not rows["extrapolated"].any()
+    # The continuous model's in-distribution reference: its trained neighbours, continuous only.
+    trained = heldout[heldout["table1"] & ~heldout["heldout"]]
+    assert set(trained["method"]) == {compare.CONTINUOUS_METHOD}
+    assert sorted(f"{f:.3f}" for f in trained["factor"].unique()) == ["1.250", "1.333", "2.250"]
+
+
+def test_offtable_factors_have_only_the_continuous_model_and_classical_methods(heldout):
+    off = heldout[~heldout["table1"]]
+    assert_allclose(sorted(off["factor"].unique()), [950 / 600, 1000 / 400])
+    for f, rows in off.groupby("factor"):
+        assert set(rows["method"]) == {compare.CONTINUOUS_METHOD, "identity", "richardson_lucy"}
+        assert rows["heldout"].all()
+        # Trained on 1.250..2.250: 950/600 interpolates, 1000/400 extrapolates.
+        assert rows["extrapolated"].all() == (f > 2.25)
+
+
+def test_identity_scores_the_stored_and_the_recomputed_inputs(heldout, files):
+    x, x_lr, labels, _ = read_testset(files["testset"])
+    identity = heldout[heldout["method"] == "identity"].set_index(["factor", "sample"])["mse"]
+    for label in HELDOUT:
+        expected = ((x_lr[labels.index(label)] - x) ** 2).mean(axis=(1, 2))
+        assert_allclose(identity.loc[float(as_factor(label))].to_numpy(), expected, rtol=1e-6)
+    # Off table, computed independently: Gaussian blur sigma = 1/f px + N(0, 0.01^2), the noise of
+    # spectrum i drawn from default_rng([seed, numerator, denominator, i]) of f = 19/12.
+    for i in range(N):
+        rng = np.random.default_rng([TEST_SEED, 19, 12, i])
+        low = ndimage.gaussian_filter(x[i].astype(np.float64), 12 / 19, mode="reflect", truncate=4.0)
+        low = (low + rng.normal(0.0, 0.01, size=low.shape)).astype(np.float32)
+        assert_allclose(identity.loc[(950 / 600, i)], ((low - x[i]) ** 2).mean(), rtol=1e-5)
+
+
+def test_heldout_times_are_per_spectrum_and_positive_for_learned_methods(heldout):
+    learned = heldout[heldout["method"].isin([compare.CONTINUOUS_METHOD, "mssr", "baseline"])]
+    assert (learned["seconds"] > 0).all()
+    assert (heldout["seconds"] >= 0).all()
+    # One timing per (method, factor), repeated on each of its spectra.
+    assert (heldout.groupby(["method", "factor"])["seconds"].nunique() == 1).all()
+
+
+def test_offtable_inputs_reproduce_the_stored_testset_inputs(files):
+    x, x_lr, labels, _ = read_testset(files["testset"])
+    truth, recomputed, headers = compare.offtable_inputs(files["test"], [1.25, 2.0], degrade=DEGRADE)
+    np.testing.assert_array_equal(truth, x)
+    np.testing.assert_array_equal(recomputed[0], x_lr[labels.index("1.250")])
+    np.testing.assert_array_equal(recomputed[1], x_lr[labels.index("2.000")])
+    assert len(headers) == N
+
+
+def test_heldout_refuses_inconsistent_inputs(files, tmp_path):
+    with pytest.raises(ValueError, match="retrain"):
+        _heldout(files, continuous={**CONTINUOUS, "heldout": ["1.286"]})
+    with pytest.raises(ValueError, match=r"no baseline for the held-out factor\(s\) \['2.000'\]"):
+        _heldout(files, baseline_models=files["baselines"][:1])
+    with pytest.raises(ValueError, match="continuous_model.*'class'"):
+        _heldout(files, continuous_model=files["mssr"])
+    with pytest.raises(ValueError, match="Table-1 factor 1.500"):
+        _heldout(files, continuous={**CONTINUOUS, "off_table_mhz": [[900, 600]]})
+    with pytest.raises(ValueError, match="seed and parameters"):
+        _heldout(files, degrade={**DEGRADE, "test_seed": 7})
+    with pytest.raises(ValueError, match="seed and parameters"):
+        _heldout(files, degrade={**DEGRADE, "sigma_lr": 0.02})
+    x = read_samples(files["test"])
+    reversed_split = write_samples(tmp_path / "test.h5", x.x[::-1].copy(), x.headers[::-1])
+    with pytest.raises(ValueError, match="not the test split"):
+        compare.heldout_table(files["testset"], reversed_split, continuous_model=files["continuous"], class_model=files["mssr"],
+                              baseline_models=files["baselines"], continuous=CONTINUOUS, sample=SAMPLE,
+                              degrade=DEGRADE, metrics=METRICS)
+
+
+# ---------------------------------------------------------------------------------------------
+# samplers
+
+
+@pytest.fixture(scope="module")
+def samplers(files):
+    out_csv, out_png = files["root"] / "tables/samplers.csv", files["root"] / "figures/samplers.png"
+    compare.write_samplers(files["mssr"], files["testset"], out_csv, out_png, samplers=SAMPLERS, sample=SAMPLE,
+                           metrics=METRICS, factors=RUN, threads=1)
+    assert out_png.read_bytes()[:8] == PNG
+    return pd.read_csv(out_csv)
+
+
+def test_every_sampler_variant_is_present_with_positive_times(samplers):
+    assert list(samplers.columns) == list(compare.SAMPLER_COLUMNS)
+    names = [compare.PROTOCOL, "ddim_5", "dpmsolver_3", "ddpm_from_25"]
+    assert list(dict.fromkeys(samplers["variant"])) == names
+    # factors: 2 -> the smallest and the largest of the run; n_samples: 2 -> spectra 0 and 1.
+    for name in names:
+        rows = samplers[samplers["variant"] == name]
+        assert sorted(f"{f:.3f}" for f in rows["factor"].unique()) == ["1.250", "2.250"]
+        assert sorted(rows["sample"]) == [0, 0, 1, 1]
+        assert (rows["seconds"] > 0).all()
+    assert np.isfinite(samplers[list(METRIC_NAMES)].to_numpy()).all()
+
+
+def test_sampler_variants_record_their_settings_and_network_evaluations(samplers):
+    first = samplers.drop_duplicates("variant").set_index("variant")
+    # protocol: 3 ddpm steps x 2 repeats; ddim_5: 5 x 1; dpmsolver_3: 3 x 2 (repeats default to the
+    # protocol's); ddpm_from_25: trailing timesteps 49, 39, 29, 19, 9 of which 19 and 9 are <= 25, x 2.
+    assert first["nfe"].to_dict() == {"protocol": 6, "ddim_5": 5, "dpmsolver_3": 6, "ddpm_from_25": 4}
+    assert first["repeats"].to_dict() == {"protocol": 2, "ddim_5": 1, "dpmsolver_3": 2, "ddpm_from_25": 2}
+    assert first.loc["ddpm_from_25", "start_step"] == 25 and pd.isna(first.loc["protocol", "start_step"])
+
+
+def test_protocol_variant_samples_as_the_sample_section_says(samplers, files):
+    from mssr.evaluate import metric_options, score
+
+    x, x_lr, labels, s = read_testset(files["testset"])
+    mean, _ = Enhancer(files["mssr"], device="cpu").sample(x_lr[labels.index("2.250")][:2], 2.25,
+                                                           SampleConfig.from_dict(SAMPLE), progress=False)
+    expected = score(x[:2], mean, s.headers[:2], metric_options(METRICS))["mse"].to_numpy()
+    rows = samplers[(samplers["variant"] == compare.PROTOCOL) & np.isclose(samplers["factor"], 2.25)]
+    assert_allclose(rows["mse"].to_numpy(), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("variant, message", [
+    ({"name": "ddim_7", "sampler": "ddim", "steps": 7}, "ddim_7.*does not divide"),
+    ({"name": "dpm_10", "sampler": "dpmsolver", "steps": 10}, "dpm_10.*repeated timesteps"),
+    ({"name": "late", "sampler": "ddpm", "steps": 5, "start_step": 5}, "late.*below every timestep"),
+    ({"name": "long", "sampler": "ddpm", "steps": 60}, "long.*<= T"),
+])
+def test_impossible_schedules_are_refused_before_sampling(variant, message, files):
+    with pytest.raises(ValueError, match=message):
+        compare.sampler_table(files["mssr"], files["testset"], samplers={**SAMPLERS, "variants": [variant]},
+                              sample=SAMPLE, metrics=METRICS, factors=RUN)
+
+
+def test_sampler_variants_validation():
+    variants = compare.sampler_variants(SAMPLERS, SAMPLE)
+    assert variants[0] == compare.SamplerVariant("protocol", "ddpm", 3, 2, None)
+    assert variants[1] == compare.SamplerVariant("ddim_5", "ddim", 5, 1, None)
+    assert [v.name for v in variants] == ["protocol", "ddim_5", "dpmsolver_3", "ddpm_from_25"]
+    assert compare.check_variants(variants, Diffusion(DIFFUSION)) == [3, 5, 3, 2]
+    with pytest.raises(ValueError, match="used twice"):
+        compare.sampler_variants({"variants": [{"name": "protocol", "sampler": "ddim", "steps": 5}]}, SAMPLE)
+    with pytest.raises(ValueError, match=r"variants\[0\].sampler"):
+        compare.sampler_variants({"variants": [{"name": "a", "sampler": "euler", "steps": 5}]}, SAMPLE)
+    with pytest.raises(ValueError, match=r"variants\[0\] has unknown key"):
+        compare.sampler_variants({"variants": [{"name": "a", "sampler": "ddim", "steps": 5, "eta": 1}]}, SAMPLE)
+    with pytest.raises(TypeError, match=r"variants\[0\].steps"):
+        compare.sampler_variants({"variants": [{"name": "a", "sampler": "ddim", "steps": 5.0}]}, SAMPLE)
+

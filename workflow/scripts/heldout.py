@@ -1,0 +1,24 @@
+"""Score the continuous-factor MSSR on factors it never saw, beside MSSR, baselines and classical methods."""
+import logging
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+from mssr.compare import write_heldout
+
+write_heldout(
+    snakemake.input.testset,
+    snakemake.input.test,
+    snakemake.output.table,
+    snakemake.output.figure,
+    continuous_model=snakemake.input.continuous,
+    class_model=snakemake.input.mssr,
+    baseline_models=snakemake.input.baselines,
+    continuous=snakemake.params.continuous,
+    sample=snakemake.params.sample,
+    degrade=snakemake.params.degrade,
+    metrics=snakemake.params.metrics,
+    seed=snakemake.params.seed,
+    threads=snakemake.threads,
+)
