@@ -49,6 +49,12 @@ def gpu_resources(scale=1.0):
     )
 
 
+# What training reads: a change anywhere else (metrics, sampling, plots) must not retrain models.
+TRAIN_CONFIG = {
+    "data": {"size": config["data"]["size"]},
+    **{key: config[key] for key in ("model", "diffusion", "train", "baseline", "degrade", "tracking")},
+}
+
 JOB_THREADS = config.get("resources", {}).get("threads", 1)
 
 

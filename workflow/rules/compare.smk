@@ -10,7 +10,7 @@ rule train_continuous:
         history=f"{OUT}/models/mssr_continuous/history.csv",
     params:
         # Only what training reads, so that editing the evaluation sections does not retrain it.
-        cfg={k: config[k] for k in ("data", "model", "diffusion", "train", "degrade", "tracking")},
+        cfg=TRAIN_CONFIG,
         factors=FACTORS,
         heldout=config["continuous"]["heldout"],
         epochs=config["continuous"]["epochs"],

@@ -23,7 +23,7 @@ rule train_mssr:
         config=f"{OUT}/models/mssr/config.json",
         history=f"{OUT}/models/mssr/history.csv",
     params:
-        cfg=config,
+        cfg=TRAIN_CONFIG,
         factors=FACTORS,
         factor=None,
     priority: 10  # the longest job: start it first
@@ -50,7 +50,7 @@ rule train_baseline:
         config=f"{OUT}/models/baseline_{{factor}}/config.json",
         history=f"{OUT}/models/baseline_{{factor}}/history.csv",
     params:
-        cfg=config,
+        cfg=TRAIN_CONFIG,
         factors=FACTORS,
         factor=lambda wildcards: wildcards.factor,
     threads: JOB_THREADS
