@@ -41,7 +41,7 @@ KILL_AFTER_S = 600
 #: Bound (s) on a dry run.
 DRY_RUN_KILL_AFTER_S = 120
 
-GPU_RULES = {"train_mssr", "train_baseline", "infer", "sweep"}
+GPU_RULES = {"train_mssr", "train_baseline", "train_continuous", "infer", "sweep", "heldout", "samplers"}
 # The `localrules:` of workflow/rules/common.smk.
 LOCAL_RULES = {"all", "fetch", "tracking_store", "split", "tables", "plot", "provenance"}
 # Jobs of the micro configuration: 2 factors, 2 test sets (blur, physical), 2 learned methods
