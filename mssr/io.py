@@ -31,8 +31,9 @@ What is read
   and are checked against the spectrometer frequencies: the frequency of each axis divided by
   the magnet's 1H frequency must match the nucleus' ratio within 1 %; an unlabelled axis gets the
   nucleus whose ratio matches.
-- An axis whose frequency matches no nucleus is a pseudo dimension (a relaxation delay, a
-  titration point): the file is a series of spectra. :func:`read` refuses it (a Spectrum has
+- An axis whose frequency matches no nucleus, or an indirect axis of a 3D/4D NMRPipe file that
+  was not Fourier transformed, is a pseudo dimension (a relaxation delay, a titration point):
+  the file is a series of spectra. :func:`read` refuses it (a Spectrum has
   a ppm scale on every axis) and :func:`iter_planes` along that axis yields the spectra.
 
 Large files
@@ -886,8 +887,14 @@ class _BrukerSource(_Source):
 # --------------------------------------------------------------------------------------------
 
 
+_DIMENSION_NAME = re.compile(r"^\s*[Ff][1-4]\s*$")
+
+
 def _nucleus_from_label(label: str) -> str | None:
-    """'1H', 'HN', 'H1' -> '1H'; '15N', 'N15', 'N' -> '15N'; 'CA', 'C13' -> '13C'; 'ID', 'X' -> None."""
+    """'1H', 'HN', 'H1' -> '1H'; '15N', 'N15', 'N' -> '15N'; 'CA', 'C13' -> '13C'; 'ID', 'X', 'F2' -> None."""
+    # 'F1'..'F4' (TopSpin/Sparky dimension names) name a dimension, not fluorine
+    if _DIMENSION_NAME.match(label):
+        return None
     match = re.match(r"^\s*(\d*)\s*([A-Za-z])", label)
     if match is None:
         return None
@@ -920,6 +927,11 @@ def _resolve_axes(source: _Source) -> list[Axis | None]:
     axes: list[Axis | None] = []
     for i, (h, label_nucleus) in enumerate(zip(headers, labelled)):
         nucleus = _nucleus_matching(h.obs_mhz, field_mhz, label_nucleus)
+        if not h.frequency_domain and source.ndim >= 3 and i != source.ndim - 1:
+            # the series axis of a pseudo-3D/4D (relaxation delays) is never Fourier transformed,
+            # whatever spectrometer frequency the conversion script copied into its header
+            axes.append(None)
+            continue
         if nucleus is not None and not h.frequency_domain:
             raise SpectrumFileError(
                 source.path, f"axis {i} ({nucleus}, label {h.label!r}) is in the time domain: not Fourier transformed"

@@ -297,6 +297,20 @@ def test_pipe_labels_and_unlabelled_axes(tmp_path):
         assert io.read(tmp_path / "l.ft3").nuclei == ("13C", "15N", "1H"), labels
 
 
+def test_dimension_name_labels_are_not_fluorine(tmp_path):
+    """'F1'/'F2' labels (dimension names) resolve through the frequencies, not to 19F.
+
+    With 'F2' read as 19F the magnet would be 1H MHz / 0.9409 and the 15N axis would match no
+    nucleus, so the file was refused as a pseudo-2D series.
+    """
+    udic = pipe_udic((6, 8))
+    udic[0]["label"], udic[1]["label"] = "F1", "F2"
+    ng.pipe.write(str(tmp_path / "f.ft2"), ng.pipe.create_dic(udic), make_spectrum((6, 8)).data, overwrite=True)
+    spectrum = io.read(tmp_path / "f.ft2")
+    assert spectrum.nuclei == ("15N", "1H")
+    assert_axes_close(spectrum.axes, make_axes((6, 8)))
+
+
 # ---- Bruker ----------------------------------------------------------------------------------
 
 
@@ -493,6 +507,33 @@ def test_time_domain_axis_is_refused(tmp_path):
     ng.pipe.write(str(tmp_path / "td.ft2"), ng.pipe.create_dic(udic), make_spectrum((6, 8)).data, overwrite=True)
     with pytest.raises(io.SpectrumFileError, match="axis 0 .*15N.* time domain: not Fourier transformed"):
         io.read(tmp_path / "td.ft2")
+
+
+def test_untransformed_series_axis_is_a_pseudo_dimension(tmp_path):
+    """A pseudo-3D whose series axis keeps the 1H frequency in its header is read as a series.
+
+    Conversion scripts often copy the spectrometer frequency into the never-transformed series
+    axis; it then matched 1H and the file was refused as 'not Fourier transformed'.
+    """
+    planes_2d = make_axes((6, 8))
+    udic = ng.fileiobase.create_blank_udic(3)
+    udic[0].update(size=3, sw=1.0, obs=FIELD_MHZ, car=0.0, label="TAU", complex=False, time=True, freq=False)
+    for i, axis in enumerate(planes_2d, start=1):
+        centre = axis.ppm_first - axis.size / 2 * axis.ppm_per_point
+        udic[i].update(size=axis.size, sw=axis.sw_hz, obs=axis.obs_mhz, car=centre * axis.obs_mhz,
+                       label=axis.nucleus, complex=False, time=False, freq=True)
+    dic = ng.pipe.create_dic(udic)
+    dic["FDPIPEFLAG"] = 1.0
+    data = np.random.default_rng(3).normal(size=(3, 6, 8)).astype(np.float32)
+    ng.pipe.write(str(tmp_path / "series.ft3"), dic, data, overwrite=True)
+    with pytest.raises(io.SpectrumFileError, match=r"pseudo-3D series; read its 3 spectra .*axis=0"):
+        io.read(tmp_path / "series.ft3")
+    planes = list(io.iter_planes(tmp_path / "series.ft3", 0))
+    assert len(planes) == 3
+    for index, plane in enumerate(planes):
+        np.testing.assert_array_equal(plane.data, data[index])
+        assert plane.nuclei == ("15N", "1H") and "plane_ppm" not in plane.meta
+        assert_axes_close(plane.axes, planes_2d)
 
 
 def test_info(tmp_path):
