@@ -163,6 +163,8 @@ class Axis:
         """
         _validate_nucleus(nucleus)
         field_mhz = _validate_positive("field_mhz", field_mhz)
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+            raise ValueError(f"size must be a positive int, got {size!r}")
         if not ppm_high > ppm_low:
             raise ValueError(f"ppm_high ({ppm_high}) must be greater than ppm_low ({ppm_low})")
         obs = field_mhz * GYROMAGNETIC_RATIO_TO_1H[nucleus]
