@@ -436,7 +436,7 @@ def test_cluster_profile_plans_the_paper_dag_from_the_repository_root():
             for item in re.search(r"resources: (.*)", blocks[rule]).group(1).split(", ")
         )
         assert (resources["gpu"], resources["cpus_per_task"], resources["mem_mb"]) == ("1", "8", "64000")
-        assert resources["runtime"] == str(720 * (4 if rule == "train_mssr" else 1))
+        assert resources["runtime"] == str(720 * (4 if rule in ("train_mssr", "train_continuous") else 1))
     # Rules without GPU get the profile's default resources and no GPU.
     for rule in ("project", "metrics"):
         assert "gpu=" not in blocks[rule] and "mem_mb=8000" in blocks[rule]
