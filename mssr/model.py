@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
@@ -36,6 +37,7 @@ from mssr.factors import FACTORS, factor_to_class
 from mssr.provenance import sha256_file
 
 Conditioning = Literal["class", "continuous", "none"]
+CompileMode = Literal["default", "reduce-overhead", "max-autotune"]
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -337,18 +339,50 @@ class NoisePredictor(nn.Module):
     ----------
     unet : diffusers.UNet2DModel
         Built by :func:`build_unet` or loaded by :func:`load_model`.
+    channels_last : bool
+        Put the UNet's 4-D weights (in place: the caller's ``unet`` changes too) and every input
+        in channels-last (NHWC) memory format. Results are the same up to float rounding;
+        whether it is faster depends on the device and the batch size (see
+        ``benchmarks/bench_model.py``). Saved weights are unaffected (:func:`save_model` writes
+        contiguous tensors).
+    compile : bool
+        Run the UNet through ``torch.compile``. Compilation happens at the first call with each
+        new input shape; if it fails (no C++ compiler for the CPU backend, an unsupported
+        operator, ...) the call is repeated eagerly, a ``RuntimeWarning`` names the error, and
+        the predictor stays eager from then on. An error that the eager UNet raises too is
+        raised as is.
+    compile_mode : {'default', 'reduce-overhead', 'max-autotune'}
+        ``torch.compile`` mode; ``'reduce-overhead'`` captures CUDA graphs on CUDA devices.
 
     Notes
     -----
-    ``factors`` are validated and converted on the host and the resulting labels are copied to
-    the network's device without blocking, so passing CPU factors (the normal case) causes no
-    host-device synchronization; device factors are copied to the host first.
+    ``factors`` are validated and converted on the host. The labels of the last
+    :attr:`LABEL_CACHE_SIZE` distinct factor batches are kept on the device they were last
+    asked for, so the sampler, which asks with the same factors at every step, copies them to
+    the device once: no host-to-device copy (and no chance of a synchronizing copy from
+    pageable memory) inside its loop. Device factors are copied to the host first.
     """
 
-    def __init__(self, unet):
+    LABEL_CACHE_SIZE = 64
+
+    def __init__(self, unet, *, channels_last: bool = False, compile: bool = False,
+                 compile_mode: CompileMode = "default"):
         super().__init__()
+        _validate_options(channels_last, compile, compile_mode)
         self.conditioning: Conditioning = conditioning_of(unet)
         self.unet = unet
+        self.channels_last = channels_last
+        self.compile_mode: CompileMode | None = compile_mode if compile else None
+        if channels_last:
+            unet.to(memory_format=torch.channels_last)
+        # Kept out of the module tree (plain attribute) so state_dict() and .to() see the UNet once.
+        object.__setattr__(self, "_compiled_unet", torch.compile(unet, mode=compile_mode) if compile else None)
+        self._labels: dict[tuple, torch.Tensor | None] = {}
+
+    @property
+    def compiled(self) -> bool:
+        """Whether calls go through ``torch.compile`` (False after a fallback to eager)."""
+        return self._compiled_unet is not None
 
     def condition(self, factors: torch.Tensor) -> torch.Tensor | None:
         """What the UNet receives as ``class_labels`` for each factor.
@@ -402,12 +436,45 @@ class NoisePredictor(nn.Module):
             Predicted noise, shape (B, 1, H, W), in the dtype of ``x_t``.
         """
         _validate_spectra(x_t, x_lr, self.unet.config.block_out_channels)
-        labels = self._condition(_validate_factors(factors, x_t.shape[0]))
-        if labels is not None:
-            labels = labels.to(x_t.device, non_blocking=True)
+        labels = self._device_labels(_validate_factors(factors, x_t.shape[0]), x_t.device)
         sample = torch.cat([x_t, x_lr], dim=1).to(self.unet.dtype)
-        eps = self.unet(sample, t, class_labels=labels).sample
+        if self.channels_last:
+            sample = sample.contiguous(memory_format=torch.channels_last)
+        eps = self._run_unet(sample, t, labels)
         return eps.to(x_t.dtype)
+
+    def _device_labels(self, host: torch.Tensor, device: torch.device) -> torch.Tensor | None:
+        # Labels made under inference mode can't enter autograd (the embedding saves them): keyed apart.
+        key = (host.numpy().tobytes(), device, torch.is_inference_mode_enabled())
+        if key not in self._labels:
+            if len(self._labels) >= self.LABEL_CACHE_SIZE:
+                self._labels.pop(next(iter(self._labels)))
+            labels = self._condition(host)
+            self._labels[key] = None if labels is None else labels.to(device, non_blocking=True)
+        return self._labels[key]
+
+    def _run_unet(self, sample: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        if self._compiled_unet is None:
+            return self.unet(sample, t, class_labels=labels).sample
+        try:
+            eps = self._compiled_unet(sample, t, class_labels=labels).sample
+        except Exception as exc:  # noqa: BLE001  whatever the compiler raised; the eager call below decides
+            eps = self.unet(sample, t, class_labels=labels).sample
+            object.__setattr__(self, "_compiled_unet", None)
+            first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+            warnings.warn(f"torch.compile of the UNet failed ({type(exc).__name__}: {first_line}); running eagerly "
+                          "from now on", RuntimeWarning, stacklevel=3)
+            return eps
+        # CUDA-graph outputs are overwritten by the next replay; the caller may keep this one.
+        return eps.clone() if self.compile_mode == "reduce-overhead" else eps
+
+
+def _validate_options(channels_last, compile, compile_mode) -> None:
+    for name, value in (("channels_last", channels_last), ("compile", compile)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    if compile_mode not in get_args(CompileMode):
+        raise ValueError(f"compile_mode must be one of {get_args(CompileMode)}, got {compile_mode!r}")
 
 
 def _validate_spectra(x_t, x_lr, block_out_channels) -> None:
@@ -595,6 +662,7 @@ __all__ = [
     "PAPER_CONFIG",
     "PRESETS",
     "WEIGHTS_FILE",
+    "CompileMode",
     "Conditioning",
     "ModelConfig",
     "NoisePredictor",
