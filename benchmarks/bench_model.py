@@ -86,9 +86,6 @@ GPU_PEAKS = {
 }
 H100_SXM_BF16 = GPU_PEAKS["H100"][0]
 
-VARIANTS = ("eager", "channels_last", "compile", "channels_last+compile", "channels_last+cudagraphs")
-
-
 # ---------------------------------------------------------------------------------------------- setup
 
 
@@ -121,7 +118,7 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def test_inputs(cfg: ModelConfig, n: int, device: torch.device, seed: int = 0):
+def example_inputs(cfg: ModelConfig, n: int, device: torch.device, seed: int = 0):
     """n low-field-like spectra in [-1, 1] (N, 1, S, S) and their Table-1 factors (float64, CPU)."""
     g = torch.Generator().manual_seed(seed)
     s = cfg.sample_size
@@ -233,7 +230,7 @@ def device_peaks(device: torch.device, *, smoke: bool) -> dict:
     """Theoretical and measured (matmul) peaks of ``device`` per precision, FLOP/s."""
     if device.type == "cpu":
         info = common.cpu_info()
-        theory = common.cpu_peak_fp32(info)
+        theory = common.cpu_peak_fp32(info, threads=torch.get_num_threads())
         n = 256 if smoke else 2048
         measured = _matmul_rate(device, torch.float32, n, 0.05 if smoke else 2.0)
         fp32 = {"theoretical_flops": theory["flops"], "theoretical_source": theory["source"],
@@ -249,14 +246,19 @@ def device_peaks(device: torch.device, *, smoke: bool) -> dict:
     bf16 = {"theoretical_flops": peak[0] if peak else None, "theoretical_source": source if peak else "unknown device",
             "matmul_flops": _matmul_rate(device, torch.bfloat16, n, 0.2 if smoke else 2.0),
             "matmul": f"torch.mm bf16 {n} x {n} x {n}, best of repeats"}
-    # cuDNN convolutions use TF32 by default (torch.backends.cudnn.allow_tf32), so fp32 runs are set
-    # against the TF32 peak.
+    # cuDNN convolutions, most of the network's FLOP, run fp32 inputs in TF32 by default
+    # (torch.backends.cudnn.allow_tf32): fp32 runs are set against the TF32 peak, and the matmul
+    # ceiling is taken in TF32 too.
+    tf32_matmul = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        fp32_matmul = _matmul_rate(device, torch.float32, n // 2, 0.2 if smoke else 2.0)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32_matmul
     fp32 = {"theoretical_flops": peak[1] if peak else None,
             "theoretical_source": (source + "; TF32 tensor-core peak (cuDNN convolutions use TF32 by default); "
                                    f"non-tensor fp32 peak {peak[2]:.3g}") if peak else "unknown device",
-            "matmul_flops": _matmul_rate(device, torch.float32, n // 2, 0.2 if smoke else 2.0),
-            "matmul": f"torch.mm fp32 {n // 2}^3 (TF32 matmul "
-                      f"{'on' if torch.backends.cuda.matmul.allow_tf32 else 'off'})"}
+            "matmul_flops": fp32_matmul, "matmul": f"torch.mm fp32 inputs in TF32, {n // 2}^3, best of repeats"}
     props = torch.cuda.get_device_properties(device)
     return {"fp32": fp32, "bf16": bf16, "gpu": {"name": name, "memory_gib": props.total_memory / 2**30,
                                                   "capability": f"{props.major}.{props.minor}"}}
@@ -352,7 +354,7 @@ def make_predictor(base_unet, variant: dict, device: torch.device) -> NoisePredi
 
 
 def _forward_call(predictor, cfg: ModelConfig, batch: int, device: torch.device, autocast_dtype, timestep: int):
-    x_lr, factors = test_inputs(cfg, batch, device)
+    x_lr, factors = example_inputs(cfg, batch, device)
     x_t = torch.randn(x_lr.shape, generator=torch.Generator().manual_seed(1)).to(device)
     t = torch.full((batch,), timestep, dtype=torch.int64, device=device)
 
@@ -473,7 +475,7 @@ def time_sampling(predictor, diffusion: Diffusion, cfg: ModelConfig, device: tor
     chains: the last ``timed_steps`` steps of the ``steps``-step DDPM schedule, timed with the
     setup included."""
     spectra = chains // repeats
-    x_lr, factors = test_inputs(cfg, spectra, device)
+    x_lr, factors = example_inputs(cfg, spectra, device)
     timesteps = diffusion.schedule_timesteps("ddpm", steps)
 
     def run(k: int):
@@ -516,7 +518,7 @@ def time_naive(base_unet, diffusion_cfg: DiffusionConfig, cfg: ModelConfig, devi
     scheduler = DDPMScheduler(num_train_timesteps=diffusion_cfg.timesteps, beta_start=diffusion_cfg.beta_start,
                               beta_end=diffusion_cfg.beta_end, beta_schedule="linear")
     scheduler.set_timesteps(steps)
-    x_lr, factors = test_inputs(cfg, 1, device)
+    x_lr, factors = example_inputs(cfg, 1, device)
     label = torch.tensor([factor_to_class(float(factors[0]))], device=device)
     generator = torch.Generator(device=device).manual_seed(0)
     sample = torch.randn(x_lr.shape, generator=generator, device=device)
@@ -560,7 +562,7 @@ def time_training(base_unet, variant: dict, diffusion: Diffusion, cfg: ModelConf
     predictor = NoisePredictor(unet, channels_last=variant["channels_last"], compile=variant["compile"]).train()
     optimizer = torch.optim.AdamW(unet.parameters(), lr=1e-4)
     ema = EMA(unet, 0.999)
-    x0, factors = test_inputs(cfg, batch, device, seed=2)
+    x0, factors = example_inputs(cfg, batch, device, seed=2)
     x_lr = (x0 + 0.01 * torch.randn(x0.shape, generator=torch.Generator().manual_seed(3)).to(device)).clamp(-1, 1)
     generator = torch.Generator(device=device)
     losses: list[float] = []
@@ -627,7 +629,7 @@ def profile_sampling(predictor, diffusion: Diffusion, cfg: ModelConfig, device: 
     """torch.profiler over ``profile_steps`` sampling steps: top operators by self time, and groups."""
     from torch.profiler import ProfilerActivity, profile
 
-    x_lr, factors = test_inputs(cfg, chains // repeats, device)
+    x_lr, factors = example_inputs(cfg, chains // repeats, device)
     timesteps = diffusion.schedule_timesteps("ddpm", steps)
 
     def run(k):
@@ -878,6 +880,9 @@ def run(args) -> dict:
         "load_during": _LOAD_SAMPLES,
         "load_note": "load averages count runnable threads, this benchmark's own included (about "
                      f"{torch.get_num_threads()} while it computes); load_average_before is the machine without it",
+        # Other work on the same cores shows as a 1-minute load well above this benchmark's threads.
+        "disturbed": any(x["load_1min"] is not None and x["load_1min"] > torch.get_num_threads() + 0.75
+                         for x in _LOAD_SAMPLES) or bool(load_before and load_before[0] > 0.5),
         "elapsed_seconds": time.perf_counter() - started,
     }
     return record

@@ -74,8 +74,15 @@ def fp32_flop_per_cycle(info: dict) -> tuple[int, str]:
     return 8, "SSE: 4 fp32 lanes x (1 add + 1 mul) per cycle"
 
 
-def cpu_peak_fp32(info: dict) -> dict:
+def cpu_peak_fp32(info: dict, threads: int | None = None) -> dict:
     """Theoretical fp32 peak of the usable cores: cores x clock x FLOP/cycle.
+
+    Parameters
+    ----------
+    info : dict
+        From :func:`cpu_info`.
+    threads : int, optional
+        Compute threads in use; fewer threads than physical cores use fewer cores.
 
     Returns
     -------
@@ -85,6 +92,8 @@ def cpu_peak_fp32(info: dict) -> dict:
     per_cycle, why = fp32_flop_per_cycle(info)
     ghz = (info["mhz"] or 0.0) / 1000.0
     cores = info["cores_usable"] // max(1, info["threads_per_core"]) or 1
+    if threads is not None:
+        cores = max(1, min(cores, threads))
     return {
         "flops": cores * ghz * 1e9 * per_cycle,
         "cores": cores,

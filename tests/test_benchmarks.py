@@ -138,6 +138,7 @@ def test_cpu_peak_from_cpuinfo_fields():
     assert common.cpu_peak_fp32(zen4)["flops"] == pytest.approx(2 * 2.5e9 * 32)
     smt = dict(zen4, cores_usable=4, threads_per_core=2)  # 4 logical CPUs on 2 physical cores
     assert common.cpu_peak_fp32(smt)["flops"] == pytest.approx(2 * 2.5e9 * 32)
+    assert common.cpu_peak_fp32(zen4, threads=1)["flops"] == pytest.approx(2.5e9 * 32)
     intel = dict(zen4, vendor="GenuineIntel", family=6)
     assert common.fp32_flop_per_cycle(intel)[0] == 64
     assert common.fp32_flop_per_cycle(dict(intel, flags=["avx2", "fma"]))[0] == 32
