@@ -1,4 +1,4 @@
-"""Time the nine metrics (``mssr.metrics.compute_many``) on realistic synthetic spectrum pairs.
+"""Time the nine metrics (``mssr.evaluation.metrics.compute_many``) on realistic synthetic spectrum pairs.
 
 Each true spectrum holds a few dozen 2D Lorentzian peaks (about one in ten negative) plus
 Gaussian noise, normalized to [-1, 1]; its "prediction" moves, rescales, drops and adds peaks
@@ -103,7 +103,7 @@ def _versions() -> dict[str, str]:
 
 def run(pairs: int, size: int, *, seed: int = 0, chunk_size: int = 64, workers: int = 1, repeats: int = 1) -> dict:
     """Generate the pairs, time ``compute_many`` ``repeats`` times, return the record."""
-    from mssr import metrics, peaks
+    from mssr.evaluation import metrics, peaks
 
     t0 = time.perf_counter()
     hr, sr = synthetic_pairs(pairs, size, seed=seed)
@@ -120,7 +120,7 @@ def run(pairs: int, size: int, *, seed: int = 0, chunk_size: int = 64, workers: 
     true_counts = [len(p.coords) for p in peaks.detect_many(hr[sample])]
     pred_counts = [len(p.coords) for p in peaks.detect_many(sr[sample])]
     return {
-        "benchmark": "mssr.metrics.compute_many, nine metrics, default options",
+        "benchmark": "mssr.evaluation.metrics.compute_many, nine metrics, default options",
         "device": "cpu",
         "cpu_model": _cpu_model(),
         "cpu_count": os.cpu_count(),

@@ -13,24 +13,24 @@ Measures, for one model size on one device, in one process:
   large fp32 matmul as the practical ceiling; for a GPU, the vendor's dense peak and a large
   bf16 matmul.
 - Network evaluations per second against the batch size (forward only), then the options of
-  :class:`mssr.model.NoisePredictor` (channels-last, ``torch.compile``) at the best batch size.
+  :class:`mssr.model.network.NoisePredictor` (channels-last, ``torch.compile``) at the best batch size.
 - Sampling with the paper's protocol (DDPM respaced to 500 steps, 5 repeats per spectrum):
-  :meth:`mssr.diffusion.Diffusion.sample` advancing spectra x repeats chains together in network
+  :meth:`mssr.model.diffusion.Diffusion.sample` advancing spectra x repeats chains together in network
   calls of the best batch size (one call per step where it holds them all), bf16 autocast on CUDA.
   Only the last ``--timed-steps`` steps of the 500-step schedule are run
   (``start_step``) and timed, setup included; a step costs the same at every timestep, so
   spectra/s = chain evaluations/s / (500 x 5).
 - The same against a naive reference in the same process: one spectrum and one repeat at a time,
   fp32, eager, a Python loop over a diffusers ``DDPMScheduler`` as the tutorials write it.
-- Training: the real step (:meth:`~mssr.diffusion.Diffusion.training_loss`, backward, gradient
-  clipping, AdamW, the EMA of :mod:`mssr.train`), bf16 autocast on CUDA.
+- Training: the real step (:meth:`~mssr.model.diffusion.Diffusion.training_loss`, backward, gradient
+  clipping, AdamW, the EMA of :mod:`mssr.model.train`), bf16 autocast on CUDA.
 - Where the time goes: ``torch.profiler`` over a few sampling steps, top operators.
 - The paper grid's compute (15 trainings; 350 test spectra x 14 factors x 2 model families x 500
   steps x 5 repeats) from the FLOP counts of the paper network, as device-hours at a peak and at
   an assumed MFU: an estimate, not a measurement.
 
 Sizes: ``demo`` is the network of the demo pipeline (``config.yaml``: model section at
-``data.size`` px, its diffusion section); ``paper`` is :data:`mssr.model.PAPER_CONFIG` at 256 px
+``data.size`` px, its diffusion section); ``paper`` is :data:`mssr.model.network.PAPER_CONFIG` at 256 px
 with T = 2000.
 
     python benchmarks/bench_model.py --size demo --device cpu --out benchmarks/results/model_cpu_demo.json
@@ -57,9 +57,9 @@ import common  # noqa: E402  (this folder is on sys.path when run as a script)
 import torch
 import yaml
 
-from mssr.diffusion import Diffusion, DiffusionConfig
+from mssr.model.diffusion import Diffusion, DiffusionConfig
 from mssr.factors import FACTORS, factor_to_class
-from mssr.model import PAPER_CONFIG, ModelConfig, NoisePredictor, build_unet, count_parameters
+from mssr.model.network import PAPER_CONFIG, ModelConfig, NoisePredictor, build_unet, count_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG_FILE = ROOT / "config.yaml"
@@ -97,7 +97,7 @@ def read_yaml(path: Path) -> dict:
 def model_setup(size: str) -> tuple[ModelConfig, DiffusionConfig, str]:
     """The network and schedule of ``size`` and where they come from."""
     if size == "paper":
-        return PAPER_CONFIG, DiffusionConfig(timesteps=2000), "mssr.model.PAPER_CONFIG at 256 px, T = 2000"
+        return PAPER_CONFIG, DiffusionConfig(timesteps=2000), "mssr.model.network.PAPER_CONFIG at 256 px, T = 2000"
     from mssr.config import diffusion_config, model_config
 
     cfg = read_yaml(DEMO_CONFIG_FILE)
@@ -555,8 +555,8 @@ def time_naive(base_unet, diffusion_cfg: DiffusionConfig, cfg: ModelConfig, devi
 def time_training(base_unet, variant: dict, diffusion: Diffusion, cfg: ModelConfig, device: torch.device, *,
                   batch: int, warmup_steps: int, timed_steps: int, autocast_dtype, flops: float,
                   peak: dict | None) -> dict:
-    """The training step of :func:`mssr.train.train`: loss, backward, clipping at norm 1, AdamW, EMA."""
-    from mssr.train import EMA
+    """The training step of :func:`mssr.model.train.train`: loss, backward, clipping at norm 1, AdamW, EMA."""
+    from mssr.model.train import EMA
 
     unet = copy.deepcopy(base_unet).to(device)
     predictor = NoisePredictor(unet, channels_last=variant["channels_last"], compile=variant["compile"]).train()

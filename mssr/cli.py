@@ -23,7 +23,7 @@ def _cmd_info(args) -> int:
 
 
 def _cmd_enhance(args) -> int:
-    from mssr.enhance import enhance
+    from mssr.enhance.run import enhance
 
     result = enhance(
         args.input,

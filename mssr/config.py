@@ -1,7 +1,7 @@
 """From the pipeline's configuration (config.yaml, validated by the workflow) to typed configs.
 
-The one place that maps config sections onto :class:`mssr.model.ModelConfig`,
-:class:`mssr.diffusion.DiffusionConfig`, :class:`mssr.train.TrainConfig` and the low-field model's
+The one place that maps config sections onto :class:`mssr.model.network.ModelConfig`,
+:class:`mssr.model.diffusion.DiffusionConfig`, :class:`mssr.model.train.TrainConfig` and the low-field model's
 parameters, so that training, inference, test sets and ``mssr enhance`` read the config the same way.
 """
 
@@ -39,23 +39,23 @@ def degrade_params(degrade: dict) -> dict:
 
 
 def model_config(cfg: dict):
-    """:class:`mssr.model.ModelConfig` of the ``model`` section at the data's size S (pixels)."""
-    from mssr.model import ModelConfig
+    """:class:`mssr.model.network.ModelConfig` of the ``model`` section at the data's size S (pixels)."""
+    from mssr.model.network import ModelConfig
 
     return ModelConfig.from_dict({**cfg["model"], "sample_size": int(cfg["data"]["size"])})
 
 
 def diffusion_config(cfg: dict):
-    """:class:`mssr.diffusion.DiffusionConfig` of the ``diffusion`` section."""
-    from mssr.diffusion import DiffusionConfig
+    """:class:`mssr.model.diffusion.DiffusionConfig` of the ``diffusion`` section."""
+    from mssr.model.diffusion import DiffusionConfig
 
     return DiffusionConfig.from_dict(dict(cfg["diffusion"]))
 
 
 def train_config(cfg: dict, *, factors, baseline: bool):
-    """:class:`mssr.train.TrainConfig`: the ``train`` section, the baseline's epochs, the factors drawn
+    """:class:`mssr.model.train.TrainConfig`: the ``train`` section, the baseline's epochs, the factors drawn
     during training and the low-field model."""
-    from mssr.train import TrainConfig
+    from mssr.model.train import TrainConfig
 
     section = dict(cfg["train"])
     if baseline:
@@ -99,7 +99,7 @@ def train_from_config(cfg: dict, train_h5, val_h5, out_dir, *, factor=None, fact
     threads : int, optional
         CPU threads of torch (the job's share of the machine).
     """
-    from mssr.train import train
+    from mssr.model.train import train
 
     set_threads(threads)
     return train(

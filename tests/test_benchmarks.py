@@ -1,5 +1,5 @@
 """Tests of the model benchmark harness (benchmarks/bench_model.py) and of the performance options of
-:class:`mssr.model.NoisePredictor` it measures (channels-last, torch.compile fallback, label cache).
+:class:`mssr.model.network.NoisePredictor` it measures (channels-last, torch.compile fallback, label cache).
 
 No timing is asserted: the smoke run checks that the harness runs end to end and writes every
 figure as a positive finite number.
@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mssr.diffusion import Diffusion, DiffusionConfig
-from mssr.model import ModelConfig, NoisePredictor, build_unet
+from mssr.model.diffusion import Diffusion, DiffusionConfig
+from mssr.model.network import ModelConfig, NoisePredictor, build_unet
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))

@@ -6,7 +6,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy import signal
 from skimage import restoration
 
-from mssr import classical
+from mssr.evaluation import classical
 
 SHAPE = (64, 64)
 POSITIVE, NEGATIVE = (16, 16), (45, 25)

@@ -1,4 +1,4 @@
-"""Continuous-factor MSSR on unseen factors, and sampler options against the protocol (mssr.compare)."""
+"""Continuous-factor MSSR on unseen factors, and sampler options against the protocol (mssr.evaluation.studies)."""
 
 import json
 
@@ -9,15 +9,15 @@ import torch
 from numpy.testing import assert_allclose
 from scipy import ndimage
 
-from mssr import compare
+from mssr.evaluation import studies as compare
 from mssr.data.store import read_samples, write_samples
-from mssr.diffusion import Diffusion, DiffusionConfig
+from mssr.model.diffusion import Diffusion, DiffusionConfig
 from mssr.factors import as_factor
-from mssr.infer import Enhancer, SampleConfig
-from mssr.metrics import METRIC_NAMES
-from mssr.model import ModelConfig, build_unet, save_model
+from mssr.model.sample import Enhancer, SampleConfig
+from mssr.evaluation.metrics import METRIC_NAMES
+from mssr.model.network import ModelConfig, build_unet, save_model
 from mssr.spectrum import Axis, Spectrum
-from mssr.testset import build_blur, read_testset
+from mssr.evaluation.testsets import build_blur, read_testset
 
 S = 16
 N = 3
@@ -299,7 +299,7 @@ def test_sampler_variants_record_their_settings_and_network_evaluations(samplers
 
 
 def test_protocol_variant_samples_as_the_sample_section_says(samplers, files):
-    from mssr.evaluate import metric_options, score
+    from mssr.evaluation.scoring import metric_options, score
 
     x, x_lr, labels, s = read_testset(files["testset"])
     mean, _ = Enhancer(files["mssr"], device="cpu").sample(x_lr[labels.index("2.250")][:2], 2.25,

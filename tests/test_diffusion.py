@@ -1,4 +1,4 @@
-"""Tests of mssr.diffusion: schedules, forward process, loss and the three samplers.
+"""Tests of mssr.model.diffusion: schedules, forward process, loss and the three samplers.
 
 The samplers are checked with exact noise predictors ("oracles") built from known data:
 a fixed clean spectrum per input (every sampler must return it) and a Gaussian data distribution,
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from mssr.diffusion import Diffusion, DiffusionConfig, make_betas
+from mssr.model.diffusion import Diffusion, DiffusionConfig, make_betas
 
 torch.set_num_threads(2)
 

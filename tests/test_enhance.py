@@ -16,11 +16,11 @@ from numpy.testing import assert_allclose
 
 from mssr import io
 from mssr.cli import main
-from mssr.diffusion import DiffusionConfig
-from mssr.enhance import enhance, input_sha256, sample_config
+from mssr.model.diffusion import DiffusionConfig
+from mssr.enhance.run import enhance, input_sha256, sample_config
 from mssr.factors import FACTORS
-from mssr.infer import Enhancer
-from mssr.model import ModelConfig, build_unet, save_model
+from mssr.model.sample import Enhancer
+from mssr.model.network import ModelConfig, build_unet, save_model
 from mssr.spectrum import Axis, Spectrum
 
 S = 16  # pixels of the micro models

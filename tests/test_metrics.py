@@ -6,8 +6,8 @@ import pytest
 from numpy.testing import assert_allclose
 from skimage.metrics import structural_similarity
 
-from mssr import metrics
-from mssr.peaks import Peaks
+from mssr.evaluation import metrics
+from mssr.evaluation.peaks import Peaks
 
 SHAPE = (48, 48)
 # Well separated (> threshold + smoothing) so that peaks never interact.

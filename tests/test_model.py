@@ -1,4 +1,4 @@
-"""Tests of mssr.model: configuration, UNet construction, conditioning, save/load."""
+"""Tests of mssr.model.network: configuration, UNet construction, conditioning, save/load."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from mssr.diffusion import Diffusion, DiffusionConfig
-from mssr.model import (
+from mssr.model.diffusion import Diffusion, DiffusionConfig
+from mssr.model.network import (
     CONFIG_FILE,
     DEMO_CONFIG,
     PAPER_CONFIG,

@@ -7,7 +7,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import ndimage
 
-from mssr import peaks
+from mssr.evaluation import peaks
 
 
 def _blobs(centres, amplitudes, shape=(48, 48), width=1.0, dtype=np.float64):

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from mssr.factors import FACTORS
-from mssr.metrics import METRIC_NAMES
+from mssr.evaluation.metrics import METRIC_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -159,7 +159,7 @@ def test_ctrl_c_during_training_then_rerun_resumes_without_redoing_finished_jobs
     log = (out / "logs/train_mssr.log").read_text()
     assert re.search(r"resuming mssr_\w+ from .*checkpoint\.pt: epoch \d+, step [1-9]\d*", log), log[-2000:]
     assert {p: p.stat().st_mtime_ns for p in finished} == finished, "finished jobs were redone"
-    from mssr.model import load_model
+    from mssr.model.network import load_model
 
     load_model(out / "models/mssr")  # complete and consistent (checksummed weights)
     assert "train_mssr" in rerun.stdout + rerun.stderr

@@ -1,4 +1,4 @@
-"""Tests of mssr.plots: contour levels, NMR axis orientation, ppm mapping, PNG output."""
+"""Tests of mssr.figures.plots: contour levels, NMR axis orientation, ppm mapping, PNG output."""
 
 import numpy as np
 import pandas as pd
@@ -8,7 +8,8 @@ from numpy.testing import assert_allclose
 from PIL import Image
 from scipy import stats
 
-from mssr import plots, tables
+from mssr.evaluation import tables
+from mssr.figures import plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PPM_X = (10.5, 6.0)  # 1H, centres of the first and last column

@@ -1,4 +1,4 @@
-"""Tests of mssr.tables: bootstrap intervals, summaries, wide/Markdown tables, files."""
+"""Tests of mssr.evaluation.tables: bootstrap intervals, summaries, wide/Markdown tables, files."""
 
 import numpy as np
 import pandas as pd
@@ -7,7 +7,8 @@ from numpy.testing import assert_allclose
 from pandas.testing import assert_frame_equal
 from scipy import stats
 
-from mssr import factors, tables
+from mssr import factors
+from mssr.evaluation import tables
 
 
 def _metrics_table(rng, *, methods=("wiener", "mssr", "baseline"), factors_=(2.25, 1.125), n=12, nan_rows=0):

@@ -15,12 +15,12 @@ from torch import nn
 
 from mssr import degrade
 from mssr.data.store import write_samples
-from mssr.diffusion import DiffusionConfig
+from mssr.model.diffusion import DiffusionConfig
 from mssr.factors import FACTORS
-from mssr.model import ModelConfig, load_model
+from mssr.model.network import ModelConfig, load_model
 from mssr.provenance import sha256_file
 from mssr.spectrum import Axis, Spectrum
-from mssr.train import (
+from mssr.model.train import (
     CHECKPOINT_FILE,
     EMA,
     DegradedPairs,
@@ -163,7 +163,7 @@ def test_checkpoint_of_another_configuration_is_not_resumed(data, tmp_path, capl
         train(data["train"], data["val"], tmp_path, model_cfg=MICRO, diffusion_cfg=DIFFUSION, train_cfg=cfg,
               progress=False, callback=stop_at_2)
     steps = []
-    with caplog.at_level(logging.WARNING, logger="mssr.train"):
+    with caplog.at_level(logging.WARNING, logger="mssr.model.train"):
         train(data["train"], data["val"], tmp_path, model_cfg=MICRO, diffusion_cfg=DIFFUSION,
               train_cfg=_cfg(epochs=1, lr=1e-3), progress=False, callback=lambda info: steps.append(info["step"]))
     assert steps == [1, 2, 3, 4]
@@ -282,7 +282,7 @@ def test_lr_schedule_values():
 
 
 def test_bf16_on_cpu_falls_back_unless_forced(caplog):
-    with caplog.at_level(logging.INFO, logger="mssr.train"):
+    with caplog.at_level(logging.INFO, logger="mssr.model.train"):
         assert _autocast_dtype(_cfg(precision="bf16"), torch.device("cpu")) is None
     assert any("fp32" in r.getMessage() for r in caplog.records)
     assert _autocast_dtype(_cfg(precision="bf16", allow_cpu_bf16=True), torch.device("cpu")) is torch.bfloat16

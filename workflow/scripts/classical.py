@@ -5,7 +5,7 @@ import sys
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-from mssr.predictions import classical_files
+from mssr.evaluation.predictions import classical_files
 
 classical_files(
     snakemake.wildcards.classical,

@@ -5,7 +5,7 @@ import sys
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-from mssr.infer import predict_file
+from mssr.model.sample import predict_file
 
 predict_file(
     snakemake.input.model,

@@ -5,6 +5,6 @@ import sys
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-from mssr.evaluate import metrics_table
+from mssr.evaluation.scoring import metrics_table
 
 metrics_table(snakemake.input.testsets, snakemake.input.predictions, snakemake.output[0], metrics=snakemake.params.metrics)

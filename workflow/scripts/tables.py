@@ -7,7 +7,7 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 
 from pathlib import Path
 
-from mssr.tables import write_tables
+from mssr.evaluation.tables import write_tables
 
 write_tables(
     snakemake.input.metrics,

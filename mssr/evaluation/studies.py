@@ -4,7 +4,7 @@ Continuous factor, held-out factors
 -----------------------------------
 The paper's MSSR embeds the upscaling factor ``f = high MHz / low MHz`` as one of 14 classes, so it
 can only be asked for the field pairs of Table 1. The continuous variant
-(:class:`mssr.model.ModelConfig` ``conditioning='continuous'``) embeds ``1000 * ln f`` like a
+(:class:`mssr.model.network.ModelConfig` ``conditioning='continuous'``) embeds ``1000 * ln f`` like a
 timestep and accepts any factor >= 1. :func:`train_continuous` trains it on the run's factors
 minus a configured held-out list; :func:`heldout_table` then scores, on the same stored inputs:
 
@@ -18,7 +18,7 @@ minus a configured held-out list; :func:`heldout_table` then scores, on the same
 - at off-table field pairs (e.g. 950/600 MHz, f = 1.583): only the continuous model, identity and
   Richardson-Lucy exist. Their low-field inputs are computed from the test split with the test
   set's own low-field model and seed (:func:`offtable_inputs`), exactly as the Table-1 inputs
-  were (:func:`mssr.testset.build_blur`).
+  were (:func:`mssr.evaluation.testsets.build_blur`).
 
 What is reasonable to ask for off the table: factors inside the trained range (interpolation,
 e.g. 950/600 = 1.583) and a little beyond it (1000/400 = 2.5). A benchtop 80 MHz -> 400 MHz pair
@@ -57,20 +57,20 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from mssr import classical
+from mssr.evaluation import classical
 from mssr import degrade as _degrade
 from mssr.atomic import atomic_path
 from mssr.config import degrade_params, set_threads, train_from_config
 from mssr.data.store import read_samples
-from mssr.diffusion import Sampler
-from mssr.evaluate import metric_options, score, sweep_factors
+from mssr.model.diffusion import Sampler
+from mssr.evaluation.scoring import metric_options, score, sweep_factors
 from mssr.factors import FACTOR_LABELS, FACTORS, as_factor, factor_label
-from mssr.infer import Enhancer, SampleConfig
-from mssr.metrics import METRIC_NAMES
-from mssr.plots import METRIC_LABELS, _figure_metrics_vs_factor, _save
-from mssr.predictions import deconvolution_kernel
-from mssr.tables import METRICS, summarize
-from mssr.testset import read_testset
+from mssr.model.sample import Enhancer, SampleConfig
+from mssr.evaluation.metrics import METRIC_NAMES
+from mssr.figures.plots import METRIC_LABELS, _figure_metrics_vs_factor, _save
+from mssr.evaluation.predictions import deconvolution_kernel
+from mssr.evaluation.tables import METRICS, summarize
+from mssr.evaluation.testsets import read_testset
 
 log = logging.getLogger(__name__)
 
@@ -359,7 +359,7 @@ def offtable_inputs(test_h5, factors, *, degrade: Mapping) -> tuple[np.ndarray, 
     """Low-field inputs of the test split at factors outside Table 1.
 
     Computed with :func:`mssr.degrade.precompute`, the configured low-field model and
-    ``degrade.test_seed``, as :func:`mssr.testset.build_blur` computes the Table-1 inputs: a
+    ``degrade.test_seed``, as :func:`mssr.evaluation.testsets.build_blur` computes the Table-1 inputs: a
     Table-1 factor given here reproduces the stored test-set inputs exactly.
 
     Parameters
@@ -460,7 +460,7 @@ def heldout_table(testset_h5, test_h5, *, continuous_model, class_model, baselin
     Parameters
     ----------
     testset_h5 : path
-        The blur test set (:mod:`mssr.testset`), holding the Table-1 inputs.
+        The blur test set (:mod:`mssr.evaluation.testsets`), holding the Table-1 inputs.
     test_h5 : path
         The test split it was built from; off-table inputs are computed from it
         (:func:`offtable_inputs`).
@@ -604,7 +604,7 @@ def plot_heldout(df: pd.DataFrame, out_path, *, metrics: Sequence[str] = METRICS
     metrics : sequence of str
         One panel per metric.
     n_boot, seed : int
-        Bootstrap resamples and seed of the 95% bands (:func:`mssr.tables.summarize`).
+        Bootstrap resamples and seed of the 95% bands (:func:`mssr.evaluation.tables.summarize`).
     dpi : int
         Resolution, dots per inch.
 
@@ -684,7 +684,7 @@ class SamplerVariant:
     name : str
         Name in the table and figure (letters, digits, ``_.-``).
     sampler : {'ddpm', 'ddim', 'dpmsolver'}
-        See :meth:`mssr.diffusion.Diffusion.make_scheduler`.
+        See :meth:`mssr.model.diffusion.Diffusion.make_scheduler`.
     steps : int
         Steps of the full schedule.
     repeats : int
@@ -767,7 +767,7 @@ def check_variants(variants: Sequence[SamplerVariant], diffusion) -> list[int]:
     Parameters
     ----------
     variants : sequence of SamplerVariant
-    diffusion : mssr.diffusion.Diffusion
+    diffusion : mssr.model.diffusion.Diffusion
         The model's noise schedule (T).
 
     Returns
@@ -800,7 +800,7 @@ def sampler_table(model, testset_h5, *, samplers: Mapping, sample: Mapping, metr
     model : path
         The model's folder or weights file (MSSR).
     testset_h5 : path
-        Test set (:mod:`mssr.testset`).
+        Test set (:mod:`mssr.evaluation.testsets`).
     samplers : mapping
         The ``samplers`` section: ``n_samples`` (first spectra of the test set), ``factors``
         (how many factors, spread evenly over ``factors`` as in the sweep) and ``variants``.

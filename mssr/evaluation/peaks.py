@@ -2,7 +2,7 @@
 
 Coordinates are in pixels, ``(row, col)``: row along axis 0 (indirect dimension), col along
 axis 1 (direct 1H dimension). Distances are Euclidean in pixels; convert with the spectrum's
-ppm per pixel where ppm are wanted (see :func:`mssr.metrics.compute`).
+ppm per pixel where ppm are wanted (see :func:`mssr.evaluation.metrics.compute`).
 """
 
 from __future__ import annotations

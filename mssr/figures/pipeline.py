@@ -1,4 +1,4 @@
-"""The pipeline's figure set, drawn from its result files (uses :mod:`mssr.plots` for every plot)."""
+"""The pipeline's figure set, drawn from its result files (uses :mod:`mssr.figures.plots` for every plot)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mssr import plots
+from mssr.figures import plots
 from mssr.atomic import write_text
 from mssr.data.store import read_samples
 from mssr.factors import as_factor, factor_label
-from mssr.metrics import GLOBAL_METRICS, LOCAL_METRICS
-from mssr.testset import factor_inputs
+from mssr.evaluation.metrics import GLOBAL_METRICS, LOCAL_METRICS
+from mssr.evaluation.testsets import factor_inputs
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ import pandas as pd
 
 from mssr import factors
 from mssr.atomic import atomic_path, write_text
-from mssr.metrics import GLOBAL_METRICS, LOCAL_METRICS
+from mssr.evaluation.metrics import GLOBAL_METRICS, LOCAL_METRICS
 
 METRICS: tuple[str, ...] = GLOBAL_METRICS + LOCAL_METRICS
 """The nine metrics, in the order tables list them."""

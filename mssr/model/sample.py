@@ -1,5 +1,5 @@
 """Sampling trained models: the protocol config, a loaded model ready to sample, and predictions
-of a test-set file (format in :mod:`mssr.predictions`)."""
+of a test-set file (format in :mod:`mssr.evaluation.predictions`)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import numpy as np
 import torch
 
 from mssr.config import set_threads
-from mssr.diffusion import Diffusion, DiffusionConfig
+from mssr.model.diffusion import Diffusion, DiffusionConfig
 from mssr.factors import as_factor, factor_label
-from mssr.model import NoisePredictor, load_model
-from mssr.predictions import write_prediction
-from mssr.testset import factor_inputs
+from mssr.model.network import NoisePredictor, load_model
+from mssr.evaluation.predictions import write_prediction
+from mssr.evaluation.testsets import factor_inputs
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def predict_file(model_path, testset_h5, factor, out_h5, *, sample: dict, method
     model_path : path
         The model's directory or its ``model.safetensors``.
     testset_h5 : path
-        Test set (:mod:`mssr.testset`).
+        Test set (:mod:`mssr.evaluation.testsets`).
     factor : float or str
         Table-1 factor (value or 3-decimal label).
     out_h5 : path

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mssr import metrics as _metrics
+from mssr.evaluation import metrics as _metrics
 from mssr.atomic import atomic_path
 from mssr.config import set_threads
 from mssr.data.store import read_samples
 from mssr.factors import FACTOR_LABELS, as_factor, factor_label
-from mssr.infer import Enhancer, SampleConfig
-from mssr.testset import factor_inputs, read_testset
+from mssr.model.sample import Enhancer, SampleConfig
+from mssr.evaluation.testsets import factor_inputs, read_testset
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +23,10 @@ ID_COLUMNS = ("testset", "method", "factor", "sample", "protein", "experiment")
 
 
 def metric_options(cfg: dict) -> dict:
-    """Keyword options of :func:`mssr.metrics.compute_many` from the ``metrics`` config section.
+    """Keyword options of :func:`mssr.evaluation.metrics.compute_many` from the ``metrics`` config section.
 
     Pairs without any matched peak get the worst value of each peak metric (``no_match='worst'``),
-    so no metric is NaN; see :mod:`mssr.metrics` for every edge case.
+    so no metric is NaN; see :mod:`mssr.evaluation.metrics` for every edge case.
     """
     return {
         "sigma": float(cfg.get("peak_sigma", 1.0)),
@@ -63,7 +63,7 @@ def metrics_table(testsets, predictions, out_csv, *, metrics: dict) -> Path:
     testsets : sequence of path
         Test-set files; matched to predictions through their ``testset`` attribute.
     predictions : sequence of path
-        Prediction files (:mod:`mssr.infer`).
+        Prediction files (:mod:`mssr.model.sample`).
     out_csv : path
         The long table: one row per (testset, method, factor, sample), columns
         ``testset, method, factor, sample, protein, experiment``, the nine metrics and

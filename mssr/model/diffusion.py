@@ -1,7 +1,7 @@
 """Denoising diffusion: noise schedule, training loss and samplers for MSSR.
 
 The math only: nothing here knows a file format or a network. The network enters as a callable
-``predict_fn(x_t, x_lr, t, factors) -> eps`` (for instance :class:`mssr.model.NoisePredictor`).
+``predict_fn(x_t, x_lr, t, factors) -> eps`` (for instance :class:`mssr.model.network.NoisePredictor`).
 
 Forward process (DDPM, Ho et al. 2020, eq. 4): ``x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps``
 with ``abar_t = prod_{s<=t} (1 - beta_s)``, t = 0..T-1. The model is trained to predict ``eps``

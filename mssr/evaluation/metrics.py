@@ -2,8 +2,8 @@
 
 All metrics take ``hr`` (the true high-field spectrum) and ``sr`` (the prediction) on the
 normalized scale [-1, 1], whose data range is 2. Pixel metrics use every pixel; peak metrics use
-the peaks of :func:`mssr.peaks.detect` on each spectrum and their optimal one-to-one matching
-(:func:`mssr.peaks.match`). Let ``K`` be the number of true peaks (in ``hr``), ``M`` the number of
+the peaks of :func:`mssr.evaluation.peaks.detect` on each spectrum and their optimal one-to-one matching
+(:func:`mssr.evaluation.peaks.match`). Let ``K`` be the number of true peaks (in ``hr``), ``M`` the number of
 predicted peaks (in ``sr``), ``P`` the number of matched pairs, ``a_t`` / ``a_p`` the amplitudes of a
 matched pair read from the unsmoothed ``hr`` / ``sr`` at each peak's own position, and ``d`` its
 distance in pixels.
@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from mssr.peaks import Peaks, PeakOptions, Sign, _detect_stack, _validate_spectra, match
+from mssr.evaluation.peaks import Peaks, PeakOptions, Sign, _detect_stack, _validate_spectra, match
 
 METRIC_NAMES: tuple[str, ...] = (
     "mse",
@@ -204,7 +204,7 @@ def peak_metrics(
 ) -> dict[str, float]:
     """The six peak metrics of one pair of detected peak sets.
 
-    Peaks are matched one-to-one with :func:`mssr.peaks.match`, separately for each sign (a
+    Peaks are matched one-to-one with :func:`mssr.evaluation.peaks.match`, separately for each sign (a
     positive peak never matches a negative one). Definitions and edge cases are in the module
     docstring.
 

@@ -10,7 +10,7 @@ What :func:`enhance` does with a file recorded at ``from_mhz`` (1H MHz), step by
 3. Each plane is resized to the model's S x S pixels and divided by ``scale = max |resized|``
    (:func:`mssr.data.preprocess.preprocess`, exactly as the training data were).
 4. The model samples ``repeats`` estimates at the factor ``f = to_mhz / from_mhz``
-   (:class:`mssr.infer.Enhancer`); their mean is the estimate, their per-pixel standard
+   (:class:`mssr.model.sample.Enhancer`); their mean is the estimate, their per-pixel standard
    deviation (ddof = 0) its uncertainty.
 5. Mean and standard deviation are multiplied by ``scale`` and resized from S x S back to the
    plane's points with the same anti-aliased, window-keeping resize
@@ -56,7 +56,7 @@ from mssr.config import set_threads
 from mssr.data.preprocess import preprocess, resize
 from mssr.data.project import METHODS, Method, project
 from mssr.factors import as_factor, factor_label, table1
-from mssr.infer import Enhancer, SampleConfig
+from mssr.model.sample import Enhancer, SampleConfig
 from mssr.spectrum import Spectrum
 
 log = logging.getLogger(__name__)
@@ -503,11 +503,11 @@ def _figure_enhanced(x_in: np.ndarray, mean: np.ndarray, std: np.ndarray, plane:
                      to_mhz: float):
     from matplotlib.figure import Figure
 
-    from mssr import plots
+    from mssr.figures import plots
 
     ppm_y, ppm_x = plane.axes[0].ppm_limits, plane.axes[1].ppm_limits
     nuclei = plane.nuclei
-    # One set of levels, from the recorded spectrum (the convention of mssr.plots.plot_spectra).
+    # One set of levels, from the recorded spectrum (the convention of mssr.figures.plots.plot_spectra).
     levels = plots.contour_levels(np.asarray(x_in))
     fig = Figure(figsize=(11.0, 3.6), layout="constrained")
     ax_in, ax_out, ax_std = fig.subplots(1, 3, sharex=True, sharey=True)
@@ -531,7 +531,7 @@ def _write_sidecar(path: Path, record: dict) -> Path:
 
 
 def _model_record(enhancer: Enhancer) -> dict:
-    from mssr.model import CONFIG_FILE
+    from mssr.model.network import CONFIG_FILE
     from mssr.provenance import sha256_file
 
     config_path = enhancer.model_dir / CONFIG_FILE
@@ -587,7 +587,7 @@ def _write_plane(inp: _Input, plane: Spectrum, sample: Spectrum, mean: np.ndarra
     mssr_io.write(_in_input_order(estimate, transposed), out.spectrum, format=out_format)
     mssr_io.write(_in_input_order(spread, transposed), out.std, format=out_format)
     if out.plot is not None:
-        from mssr import plots
+        from mssr.figures import plots
 
         fig = _figure_enhanced(np.asarray(plane.data), estimate.data, spread.data, plane, from_mhz=from_mhz,
                                to_mhz=to_mhz)

@@ -2,7 +2,7 @@
 
 The loop degrades high-field spectra on the fly (:func:`mssr.degrade.simulate`, a fresh noise
 draw every epoch; for MSSR a factor drawn per sample), minimizes the noise-prediction MSE of
-:meth:`mssr.diffusion.Diffusion.training_loss` with AdamW, gradient clipping and a warmup +
+:meth:`mssr.model.diffusion.Diffusion.training_loss` with AdamW, gradient clipping and a warmup +
 constant/cosine learning-rate schedule, keeps an exponential moving average (EMA) of the
 parameters, and reports a validation loss.
 
@@ -25,7 +25,7 @@ ends with the same weights as an uninterrupted run (bitwise on the same device a
 A checkpoint written under another configuration or other data is ignored, with a warning.
 
 Outputs in ``out_dir``: ``model.safetensors`` + ``config.json`` (the EMA weights, via
-:func:`mssr.model.save_model`), ``history.csv`` (step, epoch, loss, val_loss, lr) and
+:func:`mssr.model.network.save_model`), ``history.csv`` (step, epoch, loss, val_loss, lr) and
 ``checkpoint.pt``.
 """
 
@@ -51,9 +51,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from mssr import degrade, model as mssr_model
+from mssr import degrade
+from mssr.model import network as mssr_model
 from mssr.atomic import atomic_path
-from mssr.diffusion import Diffusion, DiffusionConfig
+from mssr.model.diffusion import Diffusion, DiffusionConfig
 from mssr.factors import FACTORS, factor_label, factor_to_class
 from mssr.provenance import git_commit, sha256_file
 from mssr.spectrum import Axis
@@ -634,10 +635,10 @@ def train(
     out_dir : path
         Model folder: receives ``model.safetensors``, ``config.json``, ``history.csv`` and
         ``checkpoint.pt``.
-    model_cfg : mssr.model.ModelConfig
+    model_cfg : mssr.model.network.ModelConfig
         Network. MSSR needs 'class' or 'continuous' conditioning; for a baseline the
         conditioning is set to 'none'.
-    diffusion_cfg : mssr.diffusion.DiffusionConfig
+    diffusion_cfg : mssr.model.diffusion.DiffusionConfig
         Noise schedule.
     train_cfg : TrainConfig
         Hyper-parameters.

@@ -30,7 +30,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from mssr.atomic import atomic_path
-from mssr.tables import METHOD_ORDER, summarize
+from mssr.evaluation.tables import METHOD_ORDER, summarize
 
 POSITIVE_COLOR = "#1f3a93"
 """Colour of positive contours (dark blue)."""
@@ -431,7 +431,7 @@ def plot_metrics_vs_factor(
     Parameters
     ----------
     summary : DataFrame
-        Output of :func:`mssr.tables.summarize` grouped by ``method`` and ``factor``; any other
+        Output of :func:`mssr.evaluation.tables.summarize` grouped by ``method`` and ``factor``; any other
         group column (e.g. ``testset``) must hold a single value.
     metrics : sequence of str
         One subplot per metric, e.g. ``GLOBAL_METRICS`` (Fig. 4) or ``LOCAL_METRICS`` (Fig. 5).
@@ -504,7 +504,7 @@ def plot_steps_sweep(
     metric : str
         Metric column to plot.
     n_boot, ci, seed : int, float, int
-        Bootstrap settings of the CI bands (see :func:`mssr.tables.summarize`).
+        Bootstrap settings of the CI bands (see :func:`mssr.evaluation.tables.summarize`).
     dpi : int
         Resolution of the PNG, dots per inch.
 

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mssr import classical, degrade
+from mssr import degrade
+from mssr.evaluation import classical
 from mssr.data.store import write_samples
 from mssr.factors import as_factor, factor_label
-from mssr.testset import factor_inputs
+from mssr.evaluation.testsets import factor_inputs
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def classical_files(method: str, testset_h5, outputs: dict, *, degrade: dict) ->
         ``identity`` returns the low-field input (the honest floor); the others deconvolve with
         the known kernel (:func:`deconvolution_kernel`).
     testset_h5 : path
-        Test set (:mod:`mssr.testset`).
+        Test set (:mod:`mssr.evaluation.testsets`).
     outputs : dict
         Factor label -> prediction file to write.
     degrade : dict

@@ -1,0 +1,1 @@
+"""Test sets, classical methods, peaks, metrics, tables and studies."""

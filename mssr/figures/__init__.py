@@ -1,0 +1,1 @@
+"""Every figure of the pipeline and of `mssr enhance`."""

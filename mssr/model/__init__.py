@@ -1,0 +1,1 @@
+"""The network, the diffusion math, training and sampling."""
