@@ -386,10 +386,8 @@ def test_nonexistent_path(tmp_path):
 
 def test_unknown_format(tmp_path):
     (tmp_path / "noise.ucsf").write_bytes(np.random.default_rng(0).bytes(4096))
-    (tmp_path / "empty.ft2").write_bytes(b"")
-    for name in ("noise.ucsf", "empty.ft2"):
-        with pytest.raises(io.SpectrumFileError, match=f"{name}: unknown format"):
-            io.read(tmp_path / name)
+    with pytest.raises(io.SpectrumFileError, match="noise.ucsf: unknown format"):
+        io.read(tmp_path / "noise.ucsf")
     (tmp_path / "dir").mkdir()
     with pytest.raises(io.SpectrumFileError, match="dir: directory holds neither"):
         io.read(tmp_path / "dir")
