@@ -23,6 +23,7 @@ from mssr.spectrum import Axis, Spectrum
 from mssr.model.train import (
     CHECKPOINT_FILE,
     EMA,
+    CheckpointError,
     DegradedPairs,
     LRLambda,
     TrainConfig,
@@ -168,6 +169,42 @@ def test_checkpoint_of_another_configuration_is_not_resumed(data, tmp_path, capl
               train_cfg=_cfg(epochs=1, lr=1e-3), progress=False, callback=lambda info: steps.append(info["step"]))
     assert steps == [1, 2, 3, 4]
     assert any("another configuration" in r.getMessage() for r in caplog.records)
+
+
+def test_corrupt_checkpoint_stops_the_run_naming_the_file(data, tmp_path):
+    cfg = _cfg(epochs=2, checkpoint_every=2)
+    checkpoint = tmp_path / CHECKPOINT_FILE
+
+    def crash_at_3(info):
+        # the node dies mid-training, after the step-2 checkpoint was damaged on disk
+        if info["step"] == 3:
+            good = checkpoint.read_bytes()
+            checkpoint.write_bytes(good[: len(good) // 2])
+            raise RuntimeError("node lost")
+
+    with pytest.raises(RuntimeError, match="node lost"):
+        train(data["train"], data["val"], tmp_path, model_cfg=MICRO, diffusion_cfg=DIFFUSION, train_cfg=cfg,
+              progress=False, callback=crash_at_3)
+    damaged = checkpoint.read_bytes()
+    steps = []
+    with pytest.raises(CheckpointError, match=str(checkpoint)) as info:
+        train(data["train"], data["val"], tmp_path, model_cfg=MICRO, diffusion_cfg=DIFFUSION, train_cfg=cfg,
+              progress=False, callback=lambda i: steps.append(i["step"]))
+    assert steps == []  # stopped: not one step trained from scratch
+    assert info.value.path == checkpoint and not checkpoint.exists()
+    assert info.value.moved_to == tmp_path / f"{CHECKPOINT_FILE}.unreadable"
+    assert info.value.moved_to.read_bytes() == damaged
+    assert not (tmp_path / "model.safetensors").exists()
+    # a file that torch reads but is not a training checkpoint is not overwritten either
+    torch.save({"weights": torch.zeros(2)}, checkpoint)
+    with pytest.raises(CheckpointError, match="not an mssr training checkpoint"):
+        train(data["train"], data["val"], tmp_path, model_cfg=MICRO, diffusion_cfg=DIFFUSION, train_cfg=cfg,
+              progress=False)
+    assert (tmp_path / f"{CHECKPOINT_FILE}.unreadable-1").is_file()
+    # with the damaged file out of the way, running again trains from scratch
+    train(data["train"], data["val"], tmp_path, model_cfg=MICRO, diffusion_cfg=DIFFUSION, train_cfg=cfg,
+          progress=False, callback=lambda i: steps.append(i["step"]))
+    assert steps == list(range(1, 9))
 
 
 def test_baseline_trains_one_factor_without_conditioning(data, tmp_path):

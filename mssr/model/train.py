@@ -22,7 +22,12 @@ and the history. ``out_dir/checkpoint.pt`` is written atomically every ``checkpo
 at each epoch end and on an interrupt (Ctrl-C or SIGTERM: the current step finishes first), and
 read with ``torch.load(weights_only=True)``. Running the same command again resumes from it and
 ends with the same weights as an uninterrupted run (bitwise on the same device and thread count).
-A checkpoint written under another configuration or other data is ignored, with a warning.
+A checkpoint written under another configuration or other data is ignored, with a warning; an
+unreadable one is moved aside and training stops (:class:`CheckpointError`), never silently
+starting over.
+
+The data sets trained on are built by :func:`mssr.model.train_data.training_data`; the
+checkpoint file is read and written by :mod:`mssr.model.checkpoint`.
 
 Outputs in ``out_dir``: ``model.safetensors`` + ``config.json`` (the EMA weights, via
 :func:`mssr.model.network.save_model`), ``history.csv`` (step, epoch, loss, val_loss, lr) and
@@ -38,10 +43,9 @@ import hashlib
 import json
 import logging
 import math
-import random
 import signal
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from numbers import Real
 from pathlib import Path
@@ -54,10 +58,31 @@ from torch import nn
 from mssr import degrade
 from mssr.model import network as mssr_model
 from mssr.atomic import atomic_path
+from mssr.model.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    CheckpointError,
+    load_checkpoint,
+    rng_states,
+    save_checkpoint,
+    set_rng_states,
+)
 from mssr.model.diffusion import Diffusion, DiffusionConfig
+from mssr.model.train_data import (  # DegradedPairs, TrainingData: re-exported
+    DROPOUT,
+    INIT,
+    LOSS,
+    VAL,
+    DegradedPairs,
+    EpochBatches,
+    TrainingData,
+    collate,
+    key_seed,
+    training_data,
+    validation_batches,
+)
 from mssr.factors import FACTORS, factor_label, factor_to_class
-from mssr.provenance import git_commit, sha256_file
-from mssr.spectrum import Axis
+from mssr.provenance import git_commit
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +93,7 @@ Device = Literal["auto", "cpu", "cuda"]
 CHECKPOINT_FILE = "checkpoint.pt"
 HISTORY_FILE = "history.csv"
 HISTORY_COLUMNS = ("step", "epoch", "loss", "val_loss", "lr")
-CHECKPOINT_FORMAT = "mssr.train-checkpoint"
-CHECKPOINT_VERSION = 1
 
-# Stream tags of the keyed random draws (see the module docstring).
-_ORDER, _DEGRADE, _LOSS, _DROPOUT, _VAL = 101, 102, 103, 104, 105
-_INIT = 106
 
 # Fields that change speed or bookkeeping but never the trained weights: a checkpoint written
 # with other values of these is still resumed.
@@ -243,112 +263,6 @@ def _validate_train_config(cfg: TrainConfig) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# keyed random draws
-
-
-def _key_seed(*key: int) -> int:
-    """A 63-bit seed for torch, derived from an integer key."""
-    return int(np.random.SeedSequence([int(k) for k in key]).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-def _epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
-    return np.random.default_rng([seed, _ORDER, epoch]).permutation(n)
-
-
-# ---------------------------------------------------------------------------------------------
-# data
-
-
-class DegradedPairs(torch.utils.data.Dataset):
-    """High-field spectra paired with low-field versions simulated on access.
-
-    Items are addressed by ``(stream, epoch, index)``; the factor and the noise of an item
-    depend on that key only, so the pairs are the same whatever the batch size, the worker
-    count, or where a resumed run restarts.
-
-    Parameters
-    ----------
-    x : ndarray, shape (N, H, W), float32
-        High-field spectra (normalized).
-    headers : list of dict
-        Their Spectrum headers (axes are read for the physical model).
-    factors : sequence of float
-        Factors drawn from, uniformly, per item.
-    model : {'paper', 'physical'}
-        Low-field model.
-    params : dict
-        Its parameters.
-    seed : int
-        Base seed.
-    """
-
-    def __init__(self, x: np.ndarray, headers: Sequence[Mapping], factors: Sequence[float], *,
-                 model: str, params: Mapping, seed: int):
-        self.x = x
-        self.factors = np.asarray(factors, dtype=np.float64)
-        self.model = model
-        self.params = dict(params)
-        self.seed = int(seed)
-        self.axes = (
-            [tuple(Axis.from_dict(a) for a in h["axes"]) for h in headers] if model == "physical" else None
-        )
-
-    def __len__(self) -> int:
-        return self.x.shape[0]
-
-    def __getitem__(self, key: tuple[int, int, int]):
-        stream, epoch, index = key
-        rng = np.random.default_rng([self.seed, stream, epoch, index])
-        factor = float(self.factors[rng.integers(len(self.factors))])
-        params = dict(self.params)
-        if self.axes is not None:
-            params["axes"] = self.axes[index]
-        x0 = self.x[index]
-        x_lr = degrade.simulate(x0, factor, model=self.model, rng=rng, **params)
-        return x0, x_lr, factor
-
-
-def _collate(items):
-    x0 = torch.from_numpy(np.stack([it[0] for it in items]))[:, None]
-    x_lr = torch.from_numpy(np.stack([it[1] for it in items]))[:, None]
-    factors = torch.tensor([it[2] for it in items], dtype=torch.float64)
-    return x0, x_lr, factors
-
-
-class _EpochBatches(torch.utils.data.Sampler):
-    """Batches of item keys of one epoch, in its keyed order, from batch ``start`` on."""
-
-    def __init__(self, n: int, batch_size: int, seed: int, epoch: int, start: int):
-        self.keys = [(_DEGRADE, epoch, int(i)) for i in _epoch_order(seed, epoch, n)]
-        self.batch_size = batch_size
-        self.start = start
-
-    def __iter__(self):
-        for b in range(self.start, len(self)):
-            yield self.keys[b * self.batch_size : (b + 1) * self.batch_size]
-
-    def total(self) -> int:
-        return math.ceil(len(self.keys) / self.batch_size)
-
-    def __len__(self) -> int:
-        return self.total()
-
-
-def _read_split(path, sample_size: int, name: str):
-    from mssr.data.store import read_samples
-
-    data = read_samples(path, extra=False)
-    if len(data) == 0 and name == "train":
-        raise ValueError(f"{path}: the training set is empty")
-    if data.x.ndim != 3 or data.x.shape[1:] != (sample_size, sample_size):
-        raise ValueError(
-            f"{path}: spectra have shape {data.x.shape[1:]}, the model expects {sample_size} x {sample_size} px "
-            f"(ModelConfig.sample_size)"
-        )
-    return data.x.astype(np.float32, copy=False), data.headers
-
-
-# ---------------------------------------------------------------------------------------------
 # model pieces
 
 
@@ -448,65 +362,12 @@ def _autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | Non
 # checkpoints and history
 
 
-def _rng_states() -> dict:
-    np_state = np.random.get_state(legacy=False)
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": {
-            "bit_generator": np_state["bit_generator"],
-            "key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
-            "pos": int(np_state["state"]["pos"]),
-            "has_gauss": int(np_state["has_gauss"]),
-            "gauss": float(np_state["gauss"]),
-        },
-        "python": random.getstate(),
-    }
-
-
-def _set_rng_states(states: Mapping) -> None:
-    torch.set_rng_state(states["torch"])
-    if states["cuda"] and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(states["cuda"])
-    n = states["numpy"]
-    np.random.set_state({
-        "bit_generator": n["bit_generator"],
-        "state": {"key": n["key"].numpy().astype(np.uint32), "pos": n["pos"]},
-        "has_gauss": n["has_gauss"],
-        "gauss": n["gauss"],
-    })
-    version, internal, gauss_next = states["python"]
-    random.setstate((version, tuple(internal), gauss_next))
-
-
 def _write_history(path: Path, history: list[dict]) -> None:
     import pandas as pd
 
     frame = pd.DataFrame(history, columns=list(HISTORY_COLUMNS))
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
-
-
-def _save_checkpoint(path: Path, state: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def _load_checkpoint(path: Path, fingerprint: str) -> dict | None:
-    if not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a checkpoint we can't read is not worth dying for: start over
-        log.warning("%s: unreadable checkpoint (%s: %s); training from scratch", path, type(exc).__name__, exc)
-        return None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        log.warning("%s: not an mssr training checkpoint; training from scratch", path)
-        return None
-    if state.get("version") != CHECKPOINT_VERSION or state.get("fingerprint") != fingerprint:
-        log.warning("%s: written for another configuration or other data; training from scratch", path)
-        return None
-    return state
 
 
 def _fingerprint(model_cfg, diffusion_cfg, train_cfg: TrainConfig, factor, data_sha256: dict) -> str:
@@ -596,7 +457,7 @@ def _resolve_task(model_cfg, train_cfg: TrainConfig, factor):
 def _validation_loss(predictor, diffusion: Diffusion, val_batches, seed: int, device, autocast) -> float:
     if not val_batches:
         return float("nan")
-    generator = torch.Generator(device=device).manual_seed(_key_seed(seed, _VAL))
+    generator = torch.Generator(device=device).manual_seed(key_seed(seed, VAL))
     total, count = 0.0, 0
     was_training = predictor.training
     predictor.eval()
@@ -611,6 +472,233 @@ def _validation_loss(predictor, diffusion: Diffusion, val_batches, seed: int, de
 
 def _jsonable_number(value: float):
     return None if value is None or not math.isfinite(value) else float(value)
+
+
+@dataclass
+class _Run:
+    """The live state of one training run: network, optimizer, position, history, files."""
+
+    name: str
+    cfg: TrainConfig
+    device: torch.device
+    autocast_dtype: torch.dtype | None
+    unet: nn.Module
+    predictor: nn.Module
+    diffusion: Diffusion
+    ema: EMA | None
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    total_steps: int
+    fingerprint: str
+    checkpoint_path: Path
+    history_path: Path
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    step: int = 0
+    history: list = field(default_factory=list)
+    # False while an update is half applied: an interrupt then keeps the previous checkpoint
+    consistent: bool = True
+
+    def autocast(self):
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+
+    def checkpoint_state(self) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "fingerprint": self.fingerprint,
+            "model": self.unet.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": rng_states(),
+            "epoch": self.epoch,
+            "batch": self.batch_in_epoch,
+            "step": self.step,
+            "history": self.history,
+        }
+
+    def write_checkpoint(self) -> None:
+        save_checkpoint(self.checkpoint_path, self.checkpoint_state())
+        _write_history(self.history_path, self.history)
+
+    def restore(self, state: Mapping) -> None:
+        self.unet.load_state_dict(state["model"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        set_rng_states(state["rng"])
+        self.epoch, self.batch_in_epoch, self.step = state["epoch"], state["batch"], state["step"]
+        self.history = list(state["history"])
+
+    def evaluated(self) -> nn.Module:
+        """The predictor validated and saved: the EMA weights when there is an EMA."""
+        return mssr_model.NoisePredictor(self.ema.model(self.unet)) if self.ema is not None else self.predictor
+
+
+def _build_run(name: str, model_cfg, diffusion_cfg: DiffusionConfig, cfg: TrainConfig, n_train: int,
+               out_dir: Path, fingerprint: str) -> _Run:
+    """Network, EMA, optimizer and schedule, seeded; resumed from ``out_dir``'s checkpoint if it fits."""
+    device = _resolve_device(cfg.device)
+    torch.manual_seed(key_seed(cfg.seed, INIT))
+    unet = mssr_model.build_unet(model_cfg).to(device)
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    total_steps = cfg.epochs * math.ceil(n_train / cfg.batch_size)
+    run = _Run(
+        name=name, cfg=cfg, device=device, autocast_dtype=_autocast_dtype(cfg, device), unet=unet,
+        predictor=mssr_model.NoisePredictor(unet).train(), diffusion=Diffusion(diffusion_cfg),
+        ema=EMA(unet, cfg.ema_decay) if cfg.ema_decay > 0 else None, optimizer=optimizer,
+        scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, LRLambda(cfg.lr_schedule, cfg.warmup_steps,
+                                                                        total_steps)),
+        total_steps=total_steps, fingerprint=fingerprint, checkpoint_path=out_dir / CHECKPOINT_FILE,
+        history_path=out_dir / HISTORY_FILE,
+    )
+    resumed = load_checkpoint(run.checkpoint_path, fingerprint)
+    if resumed is not None:
+        run.restore(resumed)
+        log.info("resuming %s from %s: epoch %d, step %d of %d", name, run.checkpoint_path, run.epoch, run.step,
+                 total_steps)
+    return run
+
+
+def _train_step(run: _Run, x0, x_lr, batch_factors, generator: torch.Generator) -> tuple[float, float]:
+    """One optimizer step on a batch; returns (loss, learning rate used)."""
+    cfg = run.cfg
+    lr = run.optimizer.param_groups[0]["lr"]
+    generator.manual_seed(key_seed(cfg.seed, LOSS, run.step + 1))
+    torch.manual_seed(key_seed(cfg.seed, DROPOUT, run.step + 1))
+    with run.autocast():
+        loss = run.diffusion.training_loss(
+            run.predictor, x0.to(run.device, non_blocking=True), x_lr.to(run.device, non_blocking=True),
+            batch_factors, generator=generator,
+        )
+    loss_value = float(loss.detach())
+    if not math.isfinite(loss_value):
+        raise FloatingPointError(
+            f"loss is {loss_value} at step {run.step + 1} (epoch {run.epoch}); last good checkpoint: "
+            f"{run.checkpoint_path}"
+        )
+    run.consistent = False
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(run.unet.parameters(), cfg.grad_clip)
+    run.optimizer.step()
+    run.scheduler.step()
+    run.step += 1
+    run.batch_in_epoch += 1
+    if run.ema is not None:
+        run.ema.update(run.unet, run.step)
+    run.history.append({"step": run.step, "epoch": run.epoch, "loss": loss_value, "val_loss": float("nan"),
+                        "lr": lr})
+    run.consistent = True
+    return loss_value, lr
+
+
+def _train_epoch(run: _Run, train_set, *, tracker, callback, interrupt: dict, bar) -> None:
+    """The remaining batches of epoch ``run.epoch``, with logging and step checkpoints."""
+    cfg = run.cfg
+    sampler = EpochBatches(len(train_set), cfg.batch_size, cfg.seed, run.epoch, run.batch_in_epoch)
+    loader = torch.utils.data.DataLoader(
+        train_set, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.num_workers,
+        pin_memory=run.device.type == "cuda",
+    )
+    generator = torch.Generator(device=run.device)
+    for x0, x_lr, batch_factors in loader:
+        loss_value, lr = _train_step(run, x0, x_lr, batch_factors, generator)
+        bar.update(1)
+        bar.set_postfix(epoch=run.epoch, loss=f"{loss_value:.4f}")
+        if tracker is not None and run.step % cfg.log_every == 0:
+            tracker.log_metrics({"loss": loss_value, "lr": lr}, step=run.step)
+        if callback is not None:
+            callback({"step": run.step, "epoch": run.epoch, "loss": loss_value, "lr": lr})
+        if cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0:
+            run.write_checkpoint()
+        if interrupt["signal"] is not None:
+            raise TrainingInterrupted(interrupt["signal"])
+
+
+def _end_epoch(run: _Run, val_batches, *, tracker) -> None:
+    """Validate when due, log the epoch, move to the next one and write the checkpoint."""
+    cfg = run.cfg
+    epoch_losses = [h["loss"] for h in run.history if h["epoch"] == run.epoch]
+    metrics = {"epoch_loss": float(np.mean(epoch_losses)) if epoch_losses else float("nan")}
+    if (run.epoch + 1) % cfg.val_every == 0 or run.epoch + 1 == cfg.epochs:
+        val_loss = _validation_loss(run.evaluated(), run.diffusion, val_batches, cfg.seed, run.device, run.autocast)
+        if run.history:
+            run.history[-1]["val_loss"] = val_loss
+        metrics["val_loss"] = val_loss
+        log.info("epoch %d: loss %.5f, val_loss %.5f", run.epoch, metrics["epoch_loss"], val_loss)
+    run.epoch += 1
+    run.batch_in_epoch = 0
+    if tracker is not None:
+        tracker.log_metrics({**metrics, "epoch": run.epoch}, step=run.step)
+    run.write_checkpoint()
+
+
+def _train_epochs(run: _Run, data: TrainingData, *, tracker, callback, interrupt: dict, progress: bool) -> None:
+    """Every remaining epoch; on Ctrl-C or SIGTERM, a checkpoint and :class:`TrainingInterrupted`."""
+    from tqdm.auto import tqdm
+
+    val_batches = validation_batches(data.val, run.cfg.batch_size)
+    bar = tqdm(total=run.total_steps, initial=run.step, desc=run.name, unit="step", disable=not progress)
+    try:
+        while run.epoch < run.cfg.epochs:
+            _train_epoch(run, data.train, tracker=tracker, callback=callback, interrupt=interrupt, bar=bar)
+            _end_epoch(run, val_batches, tracker=tracker)
+            if interrupt["signal"] is not None:
+                raise TrainingInterrupted(interrupt["signal"])
+    except KeyboardInterrupt as exc:
+        if run.consistent:
+            run.write_checkpoint()
+            log.warning("training interrupted at step %d; checkpoint written to %s", run.step, run.checkpoint_path)
+        else:
+            log.warning("training interrupted inside an update; keeping the previous checkpoint %s",
+                        run.checkpoint_path)
+        if isinstance(exc, TrainingInterrupted):
+            raise
+        raise TrainingInterrupted("SIGINT") from exc
+    finally:
+        bar.close()
+
+
+def _save_final(run: _Run, model_cfg, out_dir: Path, *, task: dict, data: TrainingData, tracker) -> dict:
+    """Write the EMA weights, their config with provenance, and the history; returns the final losses."""
+    cfg = run.cfg
+    last_epoch = [h["loss"] for h in run.history if h["epoch"] == cfg.epochs - 1]
+    val_losses = [h["val_loss"] for h in run.history if math.isfinite(h["val_loss"])]
+    final = {
+        "loss": _jsonable_number(float(np.mean(last_epoch)) if last_epoch else float("nan")),
+        "val_loss": _jsonable_number(val_losses[-1] if val_losses else float("nan")),
+        "steps": run.step,
+        "epochs": cfg.epochs,
+    }
+    factor, factors = task["factor"], task["factors"]
+    extra = {
+        "kind": task["kind"],
+        "diffusion": run.diffusion.config.to_dict(),
+        "train": cfg.to_dict(),
+        "factor": factor_label(factor) if factor is not None else None,
+        "factors": [float(f) for f in factors],
+        "factor_labels": [factor_label(f) for f in factors],
+        "degrade": {"model": cfg.degrade_model, **cfg.degrade_params},
+        "data_sha256": data.sha256,
+        "git_commit": git_commit(),
+        "mlflow_run_id": tracker.run_id if tracker is not None else None,
+        "tracking_uri": tracker.uri if tracker is not None else None,
+        "final": final,
+    }
+    final_unet = run.ema.model(run.unet) if run.ema is not None else run.unet
+    mssr_model.save_model(final_unet, model_cfg, out_dir, extra=extra)
+    _write_history(run.history_path, run.history)
+    if tracker is not None:
+        tracker.log_metrics({f"final_{k}": v for k, v in final.items() if isinstance(v, float)}, step=run.step)
+        for name in (mssr_model.WEIGHTS_FILE, mssr_model.CONFIG_FILE, HISTORY_FILE):
+            tracker.log_artifact(out_dir / name, artifact_path="model")
+    return final
 
 
 def train(
@@ -663,6 +751,9 @@ def train(
     ------
     TrainingInterrupted
         After Ctrl-C or SIGTERM, once the checkpoint is written.
+    CheckpointError
+        If ``out_dir/checkpoint.pt`` exists but cannot be read; it is moved aside first (see
+        :class:`CheckpointError`) and nothing is trained.
     FloatingPointError
         If the loss becomes NaN or infinite (the last checkpoint is kept).
     """
@@ -674,197 +765,23 @@ def train(
     kind = "mssr" if factor is None else "baseline"
     run_name = f"mssr_{model_cfg.conditioning}" if factor is None else f"baseline_{factor_label(factor)}"
 
-    data_sha256 = {"train": sha256_file(train_h5), "val": sha256_file(val_h5)}
-    x_train, h_train = _read_split(train_h5, model_cfg.sample_size, "train")
-    x_val, h_val = _read_split(val_h5, model_cfg.sample_size, "val")
-    device = _resolve_device(cfg.device)
-    autocast_dtype = _autocast_dtype(cfg, device)
-
-    def autocast():
-        if autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=device.type, dtype=autocast_dtype)
-
-    # -- network, EMA, optimizer, schedule
-    torch.manual_seed(_key_seed(cfg.seed, _INIT))
-    unet = mssr_model.build_unet(model_cfg).to(device)
-    predictor = mssr_model.NoisePredictor(unet).train()
-    diffusion = Diffusion(diffusion_cfg)
-    ema = EMA(unet, cfg.ema_decay) if cfg.ema_decay > 0 else None
-    optimizer = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
-    total_steps = cfg.epochs * steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, LRLambda(cfg.lr_schedule, cfg.warmup_steps, total_steps))
-
-    train_set = DegradedPairs(x_train, h_train, factors, model=cfg.degrade_model, params=cfg.degrade_params,
-                              seed=cfg.seed)
-    val_set = DegradedPairs(x_val, h_val, factors, model=cfg.degrade_model, params=cfg.degrade_params,
-                            seed=cfg.seed)
-    # The validation pairs are fixed: computed once, the same keys every time.
-    val_keys = [(_VAL, 0, i) for i in range(len(val_set))]
-    val_batches = [_collate([val_set[k] for k in val_keys[i : i + cfg.batch_size]])
-                   for i in range(0, len(val_keys), cfg.batch_size)]
-
-    # -- resume
-    fingerprint = _fingerprint(model_cfg, diffusion_cfg, cfg, factor, data_sha256)
-    checkpoint_path = out_dir / CHECKPOINT_FILE
-    history_path = out_dir / HISTORY_FILE
-    epoch, batch_in_epoch, step, history = 0, 0, 0, []
-    resumed = _load_checkpoint(checkpoint_path, fingerprint)
-    if resumed is not None:
-        unet.load_state_dict(resumed["model"])
-        if ema is not None:
-            ema.load_state_dict(resumed["ema"])
-        optimizer.load_state_dict(resumed["optimizer"])
-        scheduler.load_state_dict(resumed["scheduler"])
-        _set_rng_states(resumed["rng"])
-        epoch, batch_in_epoch, step = resumed["epoch"], resumed["batch"], resumed["step"]
-        history = list(resumed["history"])
-        log.info("resuming %s from %s: epoch %d, step %d of %d", run_name, checkpoint_path, epoch, step, total_steps)
-
-    def checkpoint_state() -> dict:
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
-            "fingerprint": fingerprint,
-            "model": unet.state_dict(),
-            "ema": ema.state_dict() if ema is not None else None,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "rng": _rng_states(),
-            "epoch": epoch,
-            "batch": batch_in_epoch,
-            "step": step,
-            "history": history,
-        }
-
-    def write_checkpoint() -> None:
-        _save_checkpoint(checkpoint_path, checkpoint_state())
-        _write_history(history_path, history)
-
+    data = training_data(train_h5, val_h5, model_cfg, cfg, factors)
+    fingerprint = _fingerprint(model_cfg, diffusion_cfg, cfg, factor, data.sha256)
+    run = _build_run(run_name, model_cfg, diffusion_cfg, cfg, len(data.train), out_dir, fingerprint)
     log.info("training %s on %s: %d spectra (%d validation), %d epochs x %d steps, batch %d, factors %s, "
-             "precision %s", run_name, device, len(x_train), len(x_val), cfg.epochs, steps_per_epoch,
-             cfg.batch_size, ",".join(factor_label(f) for f in factors),
-             "bf16" if autocast_dtype is not None else "fp32")
+             "precision %s", run_name, run.device, len(data.train), len(data.val), cfg.epochs,
+             run.total_steps // cfg.epochs, cfg.batch_size, ",".join(factor_label(f) for f in factors),
+             "bf16" if run.autocast_dtype is not None else "fp32")
 
+    task = {"kind": kind, "factor": factor, "factors": factors}
     resolved = {"model": model_cfg.to_dict(), "diffusion": diffusion_cfg.to_dict(), "train": cfg.to_dict(),
                 "task": {"kind": kind, "factor": factor_label(factor) if factor is not None else None,
                          "factors": [factor_label(f) for f in factors]},
                 "data": {"train": str(train_h5), "val": str(val_h5)}}
-    tracker_cm = _open_tracking(tracking, run_name, out_dir, resolved, data_sha256, kind, factor, step)
-
-    from tqdm.auto import tqdm
-
-    generator = torch.Generator(device=device)
+    tracker_cm = _open_tracking(tracking, run_name, out_dir, resolved, data.sha256, kind, factor, run.step)
     with tracker_cm as tracker, _deferred_interrupts() as interrupt:
-        bar = tqdm(total=total_steps, initial=step, desc=run_name, unit="step", disable=not progress)
-        consistent = True
-        try:
-            while epoch < cfg.epochs:
-                sampler = _EpochBatches(len(train_set), cfg.batch_size, cfg.seed, epoch, batch_in_epoch)
-                loader = torch.utils.data.DataLoader(
-                    train_set, batch_sampler=sampler, collate_fn=_collate, num_workers=cfg.num_workers,
-                    pin_memory=device.type == "cuda",
-                )
-                for x0, x_lr, batch_factors in loader:
-                    lr = optimizer.param_groups[0]["lr"]
-                    generator.manual_seed(_key_seed(cfg.seed, _LOSS, step + 1))
-                    torch.manual_seed(_key_seed(cfg.seed, _DROPOUT, step + 1))
-                    with autocast():
-                        loss = diffusion.training_loss(
-                            predictor, x0.to(device, non_blocking=True), x_lr.to(device, non_blocking=True),
-                            batch_factors, generator=generator,
-                        )
-                    loss_value = float(loss.detach())
-                    if not math.isfinite(loss_value):
-                        raise FloatingPointError(
-                            f"loss is {loss_value} at step {step + 1} (epoch {epoch}); last good checkpoint: "
-                            f"{checkpoint_path}"
-                        )
-                    consistent = False
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if cfg.grad_clip > 0:
-                        torch.nn.utils.clip_grad_norm_(unet.parameters(), cfg.grad_clip)
-                    optimizer.step()
-                    scheduler.step()
-                    step += 1
-                    batch_in_epoch += 1
-                    if ema is not None:
-                        ema.update(unet, step)
-                    history.append({"step": step, "epoch": epoch, "loss": loss_value, "val_loss": float("nan"),
-                                    "lr": lr})
-                    consistent = True
-                    bar.update(1)
-                    bar.set_postfix(epoch=epoch, loss=f"{loss_value:.4f}")
-                    if tracker is not None and step % cfg.log_every == 0:
-                        tracker.log_metrics({"loss": loss_value, "lr": lr}, step=step)
-                    if callback is not None:
-                        callback({"step": step, "epoch": epoch, "loss": loss_value, "lr": lr})
-                    if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                        write_checkpoint()
-                    if interrupt["signal"] is not None:
-                        raise TrainingInterrupted(interrupt["signal"])
-                # -- epoch end
-                epoch_losses = [h["loss"] for h in history if h["epoch"] == epoch]
-                metrics = {"epoch_loss": float(np.mean(epoch_losses)) if epoch_losses else float("nan")}
-                if (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs:
-                    evaluated = mssr_model.NoisePredictor(ema.model(unet)) if ema is not None else predictor
-                    val_loss = _validation_loss(evaluated, diffusion, val_batches, cfg.seed, device, autocast)
-                    if history:
-                        history[-1]["val_loss"] = val_loss
-                    metrics["val_loss"] = val_loss
-                    log.info("epoch %d: loss %.5f, val_loss %.5f", epoch, metrics["epoch_loss"], val_loss)
-                epoch += 1
-                batch_in_epoch = 0
-                if tracker is not None:
-                    tracker.log_metrics({**metrics, "epoch": epoch}, step=step)
-                write_checkpoint()
-                if interrupt["signal"] is not None:
-                    raise TrainingInterrupted(interrupt["signal"])
-        except KeyboardInterrupt as exc:
-            if consistent:
-                write_checkpoint()
-                log.warning("training interrupted at step %d; checkpoint written to %s", step, checkpoint_path)
-            else:
-                log.warning("training interrupted inside an update; keeping the previous checkpoint %s",
-                            checkpoint_path)
-            if isinstance(exc, TrainingInterrupted):
-                raise
-            raise TrainingInterrupted("SIGINT") from exc
-        finally:
-            bar.close()
-
-        # -- final model: the EMA weights
-        final_unet = ema.model(unet) if ema is not None else unet
-        last_epoch = [h["loss"] for h in history if h["epoch"] == cfg.epochs - 1]
-        val_losses = [h["val_loss"] for h in history if math.isfinite(h["val_loss"])]
-        final = {
-            "loss": _jsonable_number(float(np.mean(last_epoch)) if last_epoch else float("nan")),
-            "val_loss": _jsonable_number(val_losses[-1] if val_losses else float("nan")),
-            "steps": step,
-            "epochs": cfg.epochs,
-        }
-        extra = {
-            "kind": kind,
-            "diffusion": diffusion_cfg.to_dict(),
-            "train": cfg.to_dict(),
-            "factor": factor_label(factor) if factor is not None else None,
-            "factors": [float(f) for f in factors],
-            "factor_labels": [factor_label(f) for f in factors],
-            "degrade": {"model": cfg.degrade_model, **cfg.degrade_params},
-            "data_sha256": data_sha256,
-            "git_commit": git_commit(),
-            "mlflow_run_id": tracker.run_id if tracker is not None else None,
-            "tracking_uri": tracker.uri if tracker is not None else None,
-            "final": final,
-        }
-        mssr_model.save_model(final_unet, model_cfg, out_dir, extra=extra)
-        _write_history(history_path, history)
-        if tracker is not None:
-            tracker.log_metrics({f"final_{k}": v for k, v in final.items() if isinstance(v, float)}, step=step)
-            for name in (mssr_model.WEIGHTS_FILE, mssr_model.CONFIG_FILE, HISTORY_FILE):
-                tracker.log_artifact(out_dir / name, artifact_path="model")
+        _train_epochs(run, data, tracker=tracker, callback=callback, interrupt=interrupt, progress=progress)
+        final = _save_final(run, model_cfg, out_dir, task=task, data=data, tracker=tracker)
     log.info("%s: model written to %s (loss %s, val_loss %s)", run_name, out_dir, final["loss"], final["val_loss"])
     return out_dir
 
