@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -515,6 +516,10 @@ def _check_unet_matches(unet, cfg: ModelConfig) -> None:
 def save_model(unet, cfg: ModelConfig, directory, *, extra: dict) -> Path:
     """Write ``model.safetensors`` and ``config.json`` into ``directory``, each atomically.
 
+Both files get the permissions of a normally created file (0666 minus the umask, 0644 under the
+usual umask 022): ``safetensors.save_file`` would leave the weights owner-only, which breaks a
+results folder shared with other users. The weights' metadata holds the model config as well.
+
     ``config.json`` holds the model config, the SHA-256 of the weights file (checked by
     :func:`load_model`, so a weights file and a config from different saves are never paired),
     the diffusers version, and ``extra`` (diffusion config, factors, provenance: anything
@@ -552,7 +557,9 @@ def save_model(unet, cfg: ModelConfig, directory, *, extra: dict) -> Path:
     state = {k: v.detach().to("cpu").contiguous() for k, v in unet.state_dict().items()}
     weights_path = directory / WEIGHTS_FILE
     with atomic_path(weights_path) as tmp:
-        save_file(state, str(tmp), metadata={"format": FORMAT})
+        # the weights carry their architecture too, so a config.json edited afterwards is caught on load
+        save_file(state, str(tmp), metadata={"format": FORMAT, "model": json.dumps(cfg.to_dict(), sort_keys=True)})
+        _make_shareable(tmp)
         digest = sha256_file(tmp)
     document = {
         "format": FORMAT,
@@ -601,6 +608,8 @@ def load_model(directory, *, device="cpu"):
         document = json.loads(config_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{config_path}: not valid JSON ({exc})") from exc
+    except OSError as exc:
+        raise ValueError(f"{config_path}: cannot be read ({exc.strerror})") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise ValueError(f"{config_path}: not an {FORMAT} config (missing 'format': '{FORMAT}')")
     if document.get("format_version") != FORMAT_VERSION:
@@ -610,27 +619,77 @@ def load_model(directory, *, device="cpu"):
     for key in ("model", "weights", "extra"):
         if key not in document:
             raise ValueError(f"{config_path}: missing key {key!r}")
-    try:
-        cfg = ModelConfig.from_dict(document["model"])
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{config_path}: invalid model config: {exc}") from exc
+    cfg = _model_config_of(document["model"], config_path)
+    if not isinstance(document["extra"], dict):
+        raise ValueError(f"{config_path}: 'extra' must be a JSON object, got {type(document['extra']).__name__}")
     expected_sha = document["weights"].get("sha256") if isinstance(document["weights"], dict) else None
-    if sha256_file(weights_path) != expected_sha:
+    try:
+        actual_sha = sha256_file(weights_path)
+    except OSError as exc:
+        raise ValueError(f"{weights_path}: cannot be read ({exc.strerror})") from None
+    if actual_sha != expected_sha:
         raise ValueError(
             f"{weights_path}: SHA-256 differs from the one recorded in {config_path}; the two files "
             "come from different saves or the weights are corrupt"
         )
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     try:
         state = load_file(str(weights_path), device="cpu")
+        with safe_open(str(weights_path), framework="pt") as weights:
+            metadata = weights.metadata() or {}
     except (SafetensorError, OSError, ValueError) as exc:
         raise ValueError(f"{weights_path}: not a readable safetensors file ({exc})") from exc
     unet = build_unet(cfg)
     _check_state(state, unet.state_dict(), weights_path)
+    _check_weights_metadata(metadata, cfg, config_path, weights_path)
     unet.load_state_dict(state, strict=True)
     return unet.to(device).eval(), cfg, document["extra"]
+
+
+def _make_shareable(path: Path) -> None:
+    """Give ``path`` the permissions of a normally created file (0666 minus the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def _model_config_of(section, config_path: Path) -> ModelConfig:
+    """The model config of ``config.json``: every field required (training writes them all), none defaulted."""
+    if not isinstance(section, dict):
+        raise ValueError(f"{config_path}: 'model' must be a JSON object, got {type(section).__name__}")
+    missing = [f.name for f in dataclasses.fields(ModelConfig) if f.name not in section]
+    if missing:
+        raise ValueError(
+            f"{config_path}: missing key(s) {', '.join('model.' + k for k in missing)}; a training run writes every "
+            "key, and a default (e.g. model.sample_size) may not be what the weights were trained with"
+        )
+    try:
+        return ModelConfig.from_dict(section)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{config_path}: invalid model config: {exc}") from exc
+
+
+def _check_weights_metadata(metadata: dict, cfg: ModelConfig, config_path: Path, weights_path: Path) -> None:
+    """Refuse a config.json whose model section disagrees with the one stored in the weights.
+
+    Weights saved before the config was stored in their metadata cannot be checked this way.
+    """
+    if metadata.get("format", FORMAT) != FORMAT:
+        raise ValueError(f"{weights_path}: metadata format {metadata.get('format')!r} is not {FORMAT!r}")
+    if "model" not in metadata:
+        return
+    try:
+        stored = json.loads(metadata["model"])
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{weights_path}: corrupt model config in the metadata ({exc})") from None
+    given = cfg.to_dict()
+    differing = sorted(k for k in set(stored) | set(given) if stored.get(k) != given.get(k))
+    if differing:
+        detail = ", ".join(f"model.{k} = {given.get(k)!r} but the weights were saved with {stored.get(k)!r}"
+                           for k in differing)
+        raise ValueError(f"{config_path}: disagrees with {weights_path.name}: {detail}")
 
 
 def _check_state(state: dict, reference: dict, path: Path) -> None:
