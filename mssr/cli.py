@@ -17,9 +17,16 @@ def _cmd_factors(args) -> int:
 def _cmd_info(args) -> int:
     from mssr.io import info
 
+    failed = 0
     for path in args.files:
-        print(f"{path}\n{info(path)}\n")
-    return 0
+        try:
+            text = info(path)
+        except USER_ERRORS as exc:
+            failed += 1
+            print(f"mssr info: error: {_message(exc)}", file=sys.stderr)
+            continue
+        print(f"{path}\n{text}\n")
+    return 2 if failed else 0
 
 
 def _cmd_enhance(args) -> int:
@@ -48,6 +55,8 @@ def _cmd_enhance(args) -> int:
         if isinstance(value, list):
             value = ", ".join(str(v) for v in value) if value else "-"
         print(f"{key}: {value}")
+    for warning in result.get("warnings", []):
+        print(f"mssr enhance: warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -83,10 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", choices=["ddpm", "ddim", "dpmsolver"], default=None,
                    help="default: the paper's ddpm (dpmsolver with --fast)")
     p.add_argument("--steps", type=int, default=None, help="sampling steps (paper: 500; --fast: 20)")
-    p.add_argument("--repeats", type=int, default=None, help="samples averaged (paper: 5; --fast: 2)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="samples averaged (paper: 5; --fast: 2; at most 10000, sampled in batches)")
     p.add_argument("--fast", action="store_true",
                    help="DPM-Solver++ with 20 steps x 2 repeats; --sampler/--steps/--repeats still override")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads of torch (default: one per core; use fewer on a busy machine)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler's noise")
@@ -100,13 +110,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+USER_ERRORS = (ValueError, TypeError, OSError)
+"""What a bad file, option or path raises (OSError covers missing, unreadable and unwritable paths):
+one line and exit code 2, never a traceback."""
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc)
+
+
 def main(argv=None) -> int:
+    """Run the command line; return the exit code (0 done, 2 bad input, 130/143 interrupted by SIGINT/SIGTERM)."""
+    from mssr.atomic import Interrupted, interruptible
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
-        return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as exc:
-        print(f"mssr {args.command}: error: {exc}", file=sys.stderr)
+        with interruptible():
+            return args.func(args)
+    except Interrupted as exc:
+        print(f"mssr {args.command}: {exc}; nothing of this run was written (exit {exc.exit_code})", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:  # outside the main thread's handler (e.g. before it was installed)
+        print(f"mssr {args.command}: interrupted; nothing of this run was written", file=sys.stderr)
+        return 130
+    except USER_ERRORS as exc:
+        print(f"mssr {args.command}: error: {_message(exc)}", file=sys.stderr)
         return 2
 
 

@@ -25,6 +25,31 @@ def sha256_file(path, *, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def data_sha256(root, files) -> str:
+    """SHA-256 of a data set made of several files, as ``sha256sum`` lists a directory.
+
+    Parameters
+    ----------
+    root : str or Path
+        Directory the names are relative to.
+    files : iterable of path
+        The files of the data set (under ``root``); a single file given as ``[file]`` with
+        ``root`` its directory still gets the listing digest, use :func:`sha256_file` for
+        ``sha256sum FILE``.
+
+    Returns
+    -------
+    str
+        Hex digest of the text ``"<sha256>  <relative path>\n"`` per file, sorted by path in byte
+        order: what ``(cd ROOT && find . -type f -printf '%P\n' | LC_ALL=C sort | xargs -d '\n' sha256sum)
+        | sha256sum`` prints for a directory.
+    """
+    root = Path(root)
+    names = sorted((Path(p).relative_to(root).as_posix() for p in files), key=lambda name: name.encode())
+    listing = "".join(f"{sha256_file(root / name)}  {name}\n" for name in names)
+    return hashlib.sha256(listing.encode()).hexdigest()
+
+
 def git_commit(cwd=None) -> str:
     """The git commit of the code (``HEAD``, suffixed ``-dirty`` with uncommitted changes), or 'unknown'."""
     cwd = cwd or Path(__file__).resolve().parent

@@ -24,11 +24,15 @@ What :func:`enhance` does with a file recorded at ``from_mhz`` (1H MHz), step by
    ``to_mhz`` spectrum, Hz-based quantities read from it (linewidths, couplings in Hz per point)
    are those of the target field, and running ``mssr enhance`` again on it cannot silently treat
    the estimate as a low-field recording.
-7. Files written (each atomically): the estimate in the input's format (Bruker data, which
+7. Files written as one set (:mod:`mssr.enhance.outputs`): the estimate in the input's format (Bruker data, which
    :mod:`mssr.io` cannot write, become NMRPipe), the uncertainty beside it (``<stem>_std<ext>``),
    a sidecar ``<output>.json`` that says what was done (input and its SHA-256, model and its
    MLflow run, factor, protocol, seed, date, versions; neither UCSF nor NMRPipe headers have room
-   for this), and with ``plot`` a PNG of input, estimate and uncertainty.
+   for this), and with ``plot`` a PNG of input, estimate and uncertainty. They appear together
+   or not at all: SIGINT or SIGTERM (Ctrl-C, ``kill``, SLURM) at any point leaves the previous
+   outputs untouched or the new ones complete, and no temporary file.
+
+Steps 3 to 5 are :func:`estimate_planes`: planes in, (mean, std) on the input's grid out.
 
 The uncertainty is resized with the same non-negative linear weights as the mean; by the
 triangle inequality that is an upper bound of the standard deviation of the resized repeats.
@@ -37,527 +41,100 @@ triangle inequality that is an upper bound of the standard deviation of the resi
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import logging
-import math
-import os
-import re
 import time
 from dataclasses import asdict, dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from mssr import io as mssr_io
-from mssr.atomic import write_text
-from mssr.config import set_threads
-from mssr.data.preprocess import preprocess, resize
-from mssr.data.project import METHODS, Method, project
-from mssr.factors import as_factor, factor_label, table1
-from mssr.model.sample import Enhancer, SampleConfig
+from mssr.atomic import interruptible
+from mssr.enhance.inputs import (FIELD_TOLERANCE, InputSpectrum, check_header_field, check_plane, input_sha256,
+                                 planes_of, read_input, untrained_warnings)
+from mssr.enhance.models import (DEFAULT_MODEL_DIR, check_steps, load_enhancer, model_dir_of, model_record,
+                                 resolve_factor)
+from mssr.enhance.options import (FAST_PROTOCOL, PAPER_PROTOCOL, sample_config, validate_count, validate_fields,
+                                  validate_flags, validate_path_option, validate_plane, validate_projection)
+from mssr.enhance.outputs import SIDECAR_FORMAT, SIDECAR_VERSION, Outputs, output_set, plan_outputs
+from mssr.factors import factor_label
+from mssr.model.sample import SampleConfig
 from mssr.spectrum import Spectrum
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL_DIR = Path("results/demo/models/mssr")
-"""Model used when none is given: the demo pipeline's MSSR model (relative to the working directory)."""
-
-PAPER_PROTOCOL = {"sampler": "ddpm", "steps": 500, "repeats": 5}
-"""The paper's sampling protocol: respaced ancestral DDPM, 500 steps, 5 repeats averaged."""
-
-FAST_PROTOCOL = {"sampler": "dpmsolver", "steps": 20, "repeats": 2}
-"""``fast=True``: DPM-Solver++ with 20 steps, 2 repeats (about 60x fewer network calls)."""
-
-FIELD_TOLERANCE = 0.01
-"""Largest relative difference accepted between ``from_mhz`` and the field in the file's header;
-nominal and true spectrometer frequencies (800 vs 800.30 MHz) differ by well under 1 %."""
-
-SIDECAR_FORMAT = "mssr.enhance"
-SIDECAR_VERSION = 1
-
-_TEMPLATE_FIELD = re.compile(r"%0?\d*d")
-
-
-# --------------------------------------------------------------------------------------------
-# validation
-# --------------------------------------------------------------------------------------------
-
-
-def _validate_mhz(name: str, option: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} ({option}) must be a number of MHz, got {type(value).__name__}")
-    if not (math.isfinite(float(value)) and float(value) > 0):
-        raise ValueError(f"{name} ({option}) must be a finite field > 0 MHz, got {value}")
-    return float(value)
-
-
-def _validate_fields(from_mhz, to_mhz) -> tuple[float, float]:
-    low = _validate_mhz("from_mhz", "--from-mhz", from_mhz)
-    high = _validate_mhz("to_mhz", "--to-mhz", to_mhz)
-    if not high > low:
-        raise ValueError(
-            f"to_mhz (--to-mhz {high:g}) must be greater than from_mhz (--from-mhz {low:g}): the model estimates "
-            "a spectrum at a higher field than the one recorded"
-        )
-    return low, high
-
-
-def _validate_optional_positive_int(name: str, option: str, value) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} ({option}) must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} ({option}) must be >= 1, got {value}")
-    return int(value)
-
-
-def _validate_input(path) -> str:
-    if isinstance(path, (bytes, bytearray)) or not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"input must be a str or os.PathLike, got {type(path).__name__}")
-    return os.fspath(path)
-
-
-def _validate_plane(plane) -> int | None:
-    if plane is None:
-        return None
-    if isinstance(plane, bool) or not isinstance(plane, (int, np.integer)):
-        raise TypeError(f"plane (--plane) must be an int, got {type(plane).__name__}")
-    if plane < 0:
-        raise ValueError(f"plane (--plane) must be >= 0, got {plane}")
-    return int(plane)
-
-
-def _validate_projection(projection) -> str:
-    if projection not in METHODS:
-        raise ValueError(f"projection (--projection) must be one of {METHODS}, got {projection!r}")
-    return projection
-
-
-def _validate_device(device) -> str:
-    import torch
-
-    if not isinstance(device, str):
-        raise TypeError(f"device (--device) must be a str such as 'auto', 'cpu' or 'cuda:0', "
-                        f"got {type(device).__name__}")
-    if device == "auto":
-        return device
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as exc:
-        raise ValueError(f"device (--device) {device!r} is not a torch device: {exc}") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device (--device) {device!r}: CUDA is not available on this machine; use 'cpu' or 'auto'")
-    return device
-
-
-def sample_config(*, sampler=None, steps=None, repeats=None, fast: bool = False, seed: int = 0,
-                  device: str = "auto", batch_size: int = 64) -> SampleConfig:
-    """The sampling protocol: the paper's by default, the fast one with ``fast``; given values win.
-
-    Parameters
-    ----------
-    sampler : {'ddpm', 'ddim', 'dpmsolver'}, optional
-        Default ``'ddpm'`` (``'dpmsolver'`` with ``fast``).
-    steps : int, optional
-        Sampling steps; default 500 (20 with ``fast``).
-    repeats : int, optional
-        Samples averaged; default 5 (2 with ``fast``).
-    fast : bool
-        Start from :data:`FAST_PROTOCOL` instead of :data:`PAPER_PROTOCOL`.
-    seed : int
-        Seed of the sampler's noise.
-    device : str
-        'auto', 'cpu', 'cuda' or 'cuda:N'.
-    batch_size : int
-        Chains (planes x repeats) per network call.
-
-    Returns
-    -------
-    SampleConfig
-    """
-    if not isinstance(fast, bool):
-        raise TypeError(f"fast (--fast) must be a bool, got {type(fast).__name__}")
-    if sampler is not None and sampler not in ("ddpm", "ddim", "dpmsolver"):
-        raise ValueError(f"sampler (--sampler) must be ddpm, ddim or dpmsolver, got {sampler!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed (--seed) must be an int, got {type(seed).__name__}")
-    protocol = dict(FAST_PROTOCOL if fast else PAPER_PROTOCOL)
-    given = {
-        "sampler": sampler,
-        "steps": _validate_optional_positive_int("steps", "--steps", steps),
-        "repeats": _validate_optional_positive_int("repeats", "--repeats", repeats),
-    }
-    protocol.update({k: v for k, v in given.items() if v is not None})
-    batch_size = _validate_optional_positive_int("batch_size", "batch_size", batch_size)
-    return SampleConfig.from_dict({**protocol, "seed": int(seed), "device": _validate_device(device),
-                                   "batch_size": batch_size})
-
-
-# --------------------------------------------------------------------------------------------
-# input
-# --------------------------------------------------------------------------------------------
-
 
 @dataclass(frozen=True)
-class _Input:
-    path: str
-    format: str
-    spectrum: Spectrum  # 2D or more, a pseudo series' plane already taken
-    plane: int | None  # index in a pseudo-ND series
-    notes: tuple[str, ...]
+class PlaneEstimate:
+    """One plane's result on the plane's own grid (direct axis last), axes at the target field."""
 
-
-def _pseudo_axis(path: str) -> int | None:
-    """The axis of a pseudo-ND series (the one whose planes have no ppm), or None."""
-    for axis in range(4):
-        try:
-            planes = mssr_io.iter_planes(path, axis)
-            first = next(planes, None)
-        except ValueError:  # 2D file, axis beyond ndim, or another axis is the pseudo one
-            continue
-        if first is not None and "plane_ppm" not in first.meta:
-            return axis
-    return None
-
-
-def _read_input(path: str, plane: int | None) -> _Input:
-    fmt = mssr_io.detect_format(path)
-    try:
-        spectrum = mssr_io.read(path, lazy=True)
-    except mssr_io.SpectrumFileError as exc:
-        axis = _pseudo_axis(path)
-        if axis is None:
-            raise
-        if plane is None:
-            raise ValueError(f"{exc}. Enhance one of its spectra: give its index with plane= (--plane)") from None
-        return _read_plane(path, fmt, axis, plane)
-    if plane is not None:
-        raise ValueError(
-            f"plane (--plane {plane}) selects a spectrum of a pseudo-ND series, but {path} is a "
-            f"{spectrum.ndim}D spectrum of shape {spectrum.shape}; leave plane out"
-        )
-    return _Input(path, fmt, spectrum, None, ())
-
-
-def _read_plane(path: str, fmt: str, axis: int, plane: int) -> _Input:
-    count = 0
-    for spectrum in mssr_io.iter_planes(path, axis):
-        if spectrum.meta["plane_index"] == plane:
-            note = f"pseudo-{spectrum.ndim + 1}D series: plane {plane} along axis {axis} enhanced"
-            return _Input(path, fmt, spectrum, plane, (note,))
-        count += 1
-    raise ValueError(f"plane (--plane {plane}) is out of range: {path} is a series of {count} spectra (0..{count - 1})")
-
-
-def _check_header_field(inp: _Input, from_mhz: float) -> None:
-    header = inp.spectrum.field_mhz
-    if abs(header - from_mhz) > FIELD_TOLERANCE * from_mhz:
-        raise ValueError(
-            f"from_mhz (--from-mhz {from_mhz:g}) disagrees with {inp.path}, whose header says it was recorded "
-            f"at {header:.2f} MHz (1H); give the field the spectrum was recorded at"
-        )
-
-
-def _check_plane(path: str, plane: Spectrum) -> None:
-    if min(plane.shape) < 2:
-        raise ValueError(f"{path}: plane {plane.meta.get('projection', '')} of shape {plane.shape} has fewer than "
-                         "2 points on an axis")
-    if not np.any(np.asarray(plane.data)):
-        raise ValueError(f"{path}: plane {plane.meta.get('projection', '')} is zero everywhere: nothing to enhance")
-
-
-def _input_files(path: str, fmt: str) -> tuple[Path, list[Path]]:
-    """(root, files): the files holding the data behind ``path``; their digest is recorded, they are never written."""
-    given = Path(path)
-    if _TEMPLATE_FIELD.search(given.name):
-        pattern = re.compile("^" + _TEMPLATE_FIELD.sub(r"\\d+", re.escape(given.name)) + "$")
-        return given.parent, sorted(p for p in given.parent.iterdir() if p.is_file() and pattern.match(p.name))
-    if given.is_file() and fmt == "bruker":
-        given = given.parent  # the binary's header is the procs files beside it
-    if given.is_dir():
-        return given, sorted(p for p in given.rglob("*") if p.is_file())
-    return given.parent, [given]
-
-
-def input_sha256(path, fmt: str | None = None) -> str:
-    """SHA-256 of a spectrum's data: of the file, or of the ``sha256sum`` listing of a directory or series.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        As for :func:`mssr.io.read`.
-    fmt : {'ucsf', 'pipe', 'bruker'}, optional
-        The format, if known (else detected).
-
-    Returns
-    -------
-    str
-        Hex digest. For a single UCSF/NMRPipe file, that of the file (``sha256sum FILE``). For a
-        Bruker data set (every file of the procno directory, or of the experiment directory when
-        that was given) or a multi-file NMRPipe series, that of the text
-        ``"<sha256>  <relative path>\\n"`` per file, sorted by path in byte order, which is what
-        ``(cd DIR && find . -type f -printf '%P\\n' | LC_ALL=C sort | xargs -d '\\n' sha256sum) | sha256sum``
-        prints for a directory.
-    """
-    from mssr.provenance import sha256_file
-
-    path = _validate_input(path)
-    fmt = fmt or mssr_io.detect_format(path)
-    if Path(path).is_file() and fmt != "bruker":
-        return sha256_file(path)
-    root, files = _input_files(path, fmt)
-    names = sorted((p.relative_to(root).as_posix() for p in files), key=lambda name: name.encode())
-    listing = "".join(f"{sha256_file(root / name)}  {name}\n" for name in names)
-    return hashlib.sha256(listing.encode()).hexdigest()
+    estimate: Spectrum
+    std: Spectrum
+    processing: dict
 
 
 # --------------------------------------------------------------------------------------------
-# model and factor
-# --------------------------------------------------------------------------------------------
-
-
-def _load_enhancer(model_dir, device: str) -> Enhancer:
-    model_dir = DEFAULT_MODEL_DIR if model_dir is None else model_dir
-    if isinstance(model_dir, (bytes, bytearray)) or not isinstance(model_dir, (str, os.PathLike)):
-        raise TypeError(f"model_dir (--model) must be a path, got {type(model_dir).__name__}")
-    model_dir = Path(model_dir)
-    if not model_dir.exists():
-        hint = (" (the demo pipeline's model: run `bash scripts/demo.sh` first, or give --model DIR)"
-                if model_dir == DEFAULT_MODEL_DIR else "")
-        raise FileNotFoundError(f"model_dir (--model): {model_dir} does not exist{hint}")
-    try:
-        return Enhancer(model_dir, device=device)
-    except ValueError as exc:
-        raise ValueError(f"model_dir (--model {model_dir}): not a usable mssr model: {exc}") from exc
-
-
-def _trained_factors(enhancer: Enhancer) -> list[float]:
-    return sorted(float(f) for f in enhancer.extra.get("factors") or [])
-
-
-def _supported_pairs(enhancer: Enhancer) -> str:
-    rows = [r for r in table1() if enhancer.supports(r["factor_value"])]
-    if not rows:
-        return "none of Table 1"
-    return ", ".join(f"{r['low_mhz']}->{r['high_mhz']} ({r['label']})" for r in rows)
-
-
-def _resolve_factor(enhancer: Enhancer, from_mhz: float, to_mhz: float) -> tuple[float, str | None, list[str]]:
-    """(factor for the model, exact Table-1 ratio or None, notes)."""
-    ratio = to_mhz / from_mhz
-    conditioning = enhancer.predictor.conditioning
-    try:
-        exact: Fraction | None = as_factor(ratio)
-    except ValueError:
-        exact = None
-    if conditioning == "continuous":
-        trained = _trained_factors(enhancer)
-        notes = []
-        if trained and not (trained[0] - 5e-4 <= ratio <= trained[-1] + 5e-4):
-            notes.append(f"factor {ratio:.4f} lies outside the trained range {trained[0]:.3f}..{trained[-1]:.3f}: "
-                         "the continuous conditioning extrapolates")
-            log.warning("%s", notes[-1])
-        value = float(exact) if exact is not None else ratio
-        return value, (f"{exact.numerator}/{exact.denominator}" if exact is not None else None), notes
-    if exact is None or not enhancer.supports(float(exact)):
-        what = ("is not one of the 14 Table-1 factors" if exact is None
-                else f"is factor {factor_label(exact)}, which this model was not trained for")
-        raise ValueError(
-            f"--from-mhz {from_mhz:g} --to-mhz {to_mhz:g}: f = {ratio:.4f} {what}; the model in {enhancer.model_dir} "
-            f"({conditioning} conditioning) supports the field pairs low->high MHz (factor): "
-            f"{_supported_pairs(enhancer)}"
-        )
-    return float(exact), f"{exact.numerator}/{exact.denominator}", []
-
-
-# --------------------------------------------------------------------------------------------
-# outputs
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Outputs:
-    spectrum: Path
-    std: Path
-    sidecar: Path
-    plot: Path | None
-
-
-def _output_format(path: Path, option: str) -> str:
-    suffix = path.suffix.lower()
-    if suffix in mssr_io.UCSF_SUFFIXES:
-        return "ucsf"
-    if suffix in mssr_io.PIPE_SUFFIXES:
-        return "pipe"
-    raise ValueError(
-        f"{option}: {path} has suffix {path.suffix!r}; the format is chosen by it: "
-        f"{', '.join(mssr_io.UCSF_SUFFIXES)} (UCSF) or {', '.join(mssr_io.PIPE_SUFFIXES)} (NMRPipe)"
-    )
-
-
-def _default_base(inp: _Input, to_mhz: float) -> tuple[Path, str]:
-    """(output path of a 2D result, before any projection label; note) beside the input."""
-    given = Path(inp.path)
-    tag = f"{'' if inp.plane is None else f'_plane{inp.plane}'}_mssr{to_mhz:g}"
-    if inp.format == "bruker":
-        procno = given.parent if given.is_file() else given
-        if not (procno / "procs").is_file():  # an experiment directory with one pdata/<procno>
-            procno = next(p for p in sorted((given / "pdata").iterdir()) if p.is_dir() and p.name.isdigit())
-        expno = procno.parent.parent
-        note = "Bruker input: the output is NMRPipe (mssr.io cannot write Bruker processed data)"
-        return expno.parent / f"{expno.name}_pdata{procno.name}{tag}.ft2", note
-    if given.is_dir():  # a directory of NMRPipe planes
-        return given.parent / f"{given.name}{tag}.ft2", ""
-    stem, suffix = os.path.splitext(given.name)
-    if _TEMPLATE_FIELD.search(stem):  # an NMRPipe series template such as ft/test%03d.ft3
-        stem = _TEMPLATE_FIELD.sub("", stem).rstrip("_-.") or given.parent.name
-    known = mssr_io.UCSF_SUFFIXES if inp.format == "ucsf" else mssr_io.PIPE_SUFFIXES
-    if suffix.lower() not in known:
-        suffix = ".ucsf" if inp.format == "ucsf" else ".ft2"
-    # outputs are 2D: an NMRPipe .ft3/.ft4 name would say otherwise
-    if suffix.lower() in (".ft3", ".ft4"):
-        suffix = ".ft2"
-    return given.parent / f"{stem}{tag}{suffix}", ""
-
-
-def _plan_outputs(inp: _Input, planes: list[Spectrum], output, to_mhz: float, *, plot: bool,
-                  force: bool) -> tuple[list[_Outputs], str, list[str]]:
-    notes: list[str] = []
-    if output is None:
-        base, note = _default_base(inp, to_mhz)
-        if note:
-            notes.append(note)
-        option = "output (default name)"
-    else:
-        if isinstance(output, (bytes, bytearray)) or not isinstance(output, (str, os.PathLike)):
-            raise TypeError(f"output (-o) must be a path, got {type(output).__name__}")
-        base = Path(output)
-        option = "output (-o)"
-        if inp.format == "bruker":
-            notes.append(f"Bruker input: written as {_output_format(base, option)} (mssr.io cannot write Bruker)")
-    fmt = _output_format(base, option)
-    if len(planes) > 1 or inp.spectrum.ndim > 2:
-        stem = base.name[: -len(base.suffix)] if base.suffix else base.name
-        targets = [base.with_name(f"{stem}_{p.meta['projection']}{base.suffix}") for p in planes]
-        notes.append(f"{inp.spectrum.ndim}D input: enhanced its 2D projection(s) "
-                     f"{', '.join(p.meta['projection'] for p in planes)} ({planes[0].meta['method']}), one output each")
-    else:
-        targets = [base]
-    outputs = []
-    for target in targets:
-        stem = target.name[: -len(target.suffix)]
-        outputs.append(_Outputs(
-            spectrum=target,
-            std=target.with_name(f"{stem}_std{target.suffix}"),
-            sidecar=target.with_name(target.name + ".json"),
-            plot=target.with_name(f"{stem}.png") if plot else None,
-        ))
-    _check_outputs(inp, outputs, force=force)
-    return outputs, fmt, notes
-
-
-def _check_outputs(inp: _Input, outputs: list[_Outputs], *, force: bool) -> None:
-    _, files = _input_files(inp.path, inp.format)
-    protected = {os.path.realpath(p) for p in files} | {os.path.realpath(inp.path)}
-    planned = [p for o in outputs for p in (o.spectrum, o.std, o.sidecar, o.plot) if p is not None]
-    seen = set()
-    for path in planned:
-        real = os.path.realpath(path)
-        if real in protected:
-            raise ValueError(f"output (-o): {path} is the input {inp.path} (or one of its files); "
-                             "the input is never overwritten: choose another output path")
-        if real in seen:
-            raise ValueError(f"output (-o): {path} would be written twice; choose another output path")
-        seen.add(real)
-        if os.path.isdir(path):
-            raise ValueError(f"output (-o): {path} is a directory; give a file name")
-    existing = [str(p) for p in planned if os.path.exists(p)]
-    if existing and not force:
-        raise FileExistsError(f"output (-o): {', '.join(existing)} already exist(s); pass force=True (--force) "
-                              "to replace them or choose another output path")
-
-
-# --------------------------------------------------------------------------------------------
-# mapping back and writing
+# the model step: planes in, (mean, std) on their grid out
 # --------------------------------------------------------------------------------------------
 
 
 def _to_input_grid(values: np.ndarray, sample: Spectrum, plane: Spectrum, to_mhz: float) -> Spectrum:
     """``values`` (S x S, on the sample's axes) resized to the plane's points, axes at ``to_mhz``."""
+    from mssr.data.preprocess import resize
+
     on_grid = resize(sample.with_data(values), plane.shape)
     dtype = plane.data.dtype if np.issubdtype(plane.data.dtype, np.floating) else np.float32
     axes = tuple(axis.at_field(to_mhz) for axis in plane.axes)
     return Spectrum(np.asarray(on_grid.data, dtype=dtype), axes, meta=dict(plane.meta))
 
 
-def _in_input_order(result: Spectrum, transposed: bool) -> Spectrum:
-    if not transposed:
-        return result
-    return Spectrum(np.ascontiguousarray(result.data.T), result.axes[::-1], meta=result.meta)
+def estimate_planes(enhancer, planes: list[Spectrum], factor: float, cfg: SampleConfig, *, to_mhz: float,
+                    progress: bool = False) -> list[PlaneEstimate]:
+    """The model step of ``enhance``: 2D planes in, their (mean, std) estimates on the planes' own grids out.
 
+    Each plane is resized to the model's S x S and divided by ``scale = max |resized|``
+    (:func:`mssr.data.preprocess.preprocess`, as the training data); the model samples
+    ``cfg.repeats`` estimates (:meth:`mssr.model.sample.Enhancer.sample`, chunked to
+    ``cfg.batch_size`` chains); mean and std (ddof = 0) times ``scale`` are resized back to the
+    plane's points, the axes set to ``to_mhz``.
 
-def _figure_enhanced(x_in: np.ndarray, mean: np.ndarray, std: np.ndarray, plane: Spectrum, *, from_mhz: float,
-                     to_mhz: float):
-    from matplotlib.figure import Figure
+    Parameters
+    ----------
+    enhancer : mssr.model.sample.Enhancer
+    planes : list of Spectrum
+        2D planes, direct axis last.
+    factor : float
+        Upscaling factor given to the model.
+    cfg : SampleConfig
+    to_mhz : float
+        1H field of the estimate, MHz (axes' spectrometer frequencies).
+    progress : bool
+        Progress bar while sampling.
 
-    from mssr.figures import plots
+    Returns
+    -------
+    list of PlaneEstimate
+        In the order of ``planes``; ``processing`` holds ``model_pixels``, ``scale``, the steps
+        in words and ``seconds`` (sampling wall time of all planes).
+    """
+    from mssr.data.preprocess import preprocess
 
-    ppm_y, ppm_x = plane.axes[0].ppm_limits, plane.axes[1].ppm_limits
-    nuclei = plane.nuclei
-    # One set of levels, from the recorded spectrum (the convention of mssr.figures.plots.plot_spectra).
-    levels = plots.contour_levels(np.asarray(x_in))
-    fig = Figure(figsize=(11.0, 3.6), layout="constrained")
-    ax_in, ax_out, ax_std = fig.subplots(1, 3, sharex=True, sharey=True)
-    panels = ((ax_in, x_in, f"input, {from_mhz:g} MHz"), (ax_out, mean, f"MSSR estimate, {to_mhz:g} MHz"))
-    for ax, data, title in panels:
-        plots._draw_contours(ax, np.asarray(data), levels, ppm_x, ppm_y)
-        plots._set_nmr_axes(ax, ppm_x, ppm_y, nuclei, label_y=ax is ax_in)
-        ax.set_title(title)
-    x_edges = plots._ppm_edges(ppm_x, std.shape[1])
-    y_edges = plots._ppm_edges(ppm_y, std.shape[0])
-    image = ax_std.imshow(np.asarray(std, dtype=float), origin="upper", aspect="auto", cmap="magma", vmin=0.0,
-                          extent=(x_edges[0], x_edges[1], y_edges[1], y_edges[0]), interpolation="nearest")
-    plots._set_nmr_axes(ax_std, ppm_x, ppm_y, nuclei, label_y=False)
-    ax_std.set_title("uncertainty (std of repeats)")
-    fig.colorbar(image, ax=ax_std, shrink=0.85, label="intensity (input units)")
-    return fig
-
-
-def _write_sidecar(path: Path, record: dict) -> Path:
-    return write_text(path, json.dumps(record, indent=2, allow_nan=False) + "\n")
-
-
-def _model_record(enhancer: Enhancer) -> dict:
-    from mssr.model.network import CONFIG_FILE
-    from mssr.provenance import sha256_file
-
-    config_path = enhancer.model_dir / CONFIG_FILE
-    document = json.loads(config_path.read_text(encoding="utf-8"))
-    extra = enhancer.extra
-    return {
-        "dir": str(enhancer.model_dir.resolve()),
-        "config_sha256": sha256_file(config_path),
-        "weights_sha256": document["weights"]["sha256"],
-        "mlflow_run_id": extra.get("mlflow_run_id"),
-        "tracking_uri": extra.get("tracking_uri"),
-        "git_commit": extra.get("git_commit"),
-        "kind": extra.get("kind"),
-        "conditioning": enhancer.predictor.conditioning,
-        "sample_size": enhancer.size,
-        "trained_factors": [factor_label(f) for f in _trained_factors(enhancer)],
-        "timesteps": enhancer.diffusion.timesteps,
-    }
-
-
-def _plane_record(plane: Spectrum, transposed: bool) -> dict:
-    return {
-        "projection": plane.meta.get("projection"),
-        "projection_method": plane.meta.get("method"),
-        "axes": [a.to_dict() for a in (plane.axes[::-1] if transposed else plane.axes)],
-    }
+    samples = [preprocess(p, size=enhancer.size) for p in planes]
+    x_lr = np.stack([s.data for s in samples]).astype(np.float32)
+    start = time.perf_counter()
+    mean, std = enhancer.sample(x_lr, factor, cfg, progress=progress)
+    seconds = time.perf_counter() - start
+    log.info("sampled %d plane(s) in %.1f s", len(planes), seconds)
+    results = []
+    for i, (plane, sample) in enumerate(zip(planes, samples)):
+        scale = np.float32(sample.meta["scale"])
+        results.append(PlaneEstimate(
+            estimate=_to_input_grid(mean[i] * scale, sample, plane, to_mhz),
+            std=_to_input_grid(std[i] * scale, sample, plane, to_mhz),
+            processing=_processing_record(plane, sample, cfg, to_mhz, seconds),
+        ))
+    return results
 
 
 def _processing_record(plane: Spectrum, sample: Spectrum, cfg: SampleConfig, to_mhz: float, seconds: float) -> dict:
@@ -578,24 +155,75 @@ def _processing_record(plane: Spectrum, sample: Spectrum, cfg: SampleConfig, to_
     }
 
 
-def _write_plane(inp: _Input, plane: Spectrum, sample: Spectrum, mean: np.ndarray, std: np.ndarray, out: _Outputs,
-                 out_format: str, *, transposed: bool, from_mhz: float, to_mhz: float, record: dict) -> None:
-    """Map one plane's mean and std (S x S, normalized) back to its grid and scale; write all its files."""
-    scale = np.float32(sample.meta["scale"])
-    estimate = _to_input_grid(mean * scale, sample, plane, to_mhz)
-    spread = _to_input_grid(std * scale, sample, plane, to_mhz)
-    mssr_io.write(_in_input_order(estimate, transposed), out.spectrum, format=out_format)
-    mssr_io.write(_in_input_order(spread, transposed), out.std, format=out_format)
-    if out.plot is not None:
-        from mssr.figures import plots
+# --------------------------------------------------------------------------------------------
+# records and writing
+# --------------------------------------------------------------------------------------------
 
-        fig = _figure_enhanced(np.asarray(plane.data), estimate.data, spread.data, plane, from_mhz=from_mhz,
-                               to_mhz=to_mhz)
-        plots._save(fig, out.plot, 150)
-    outputs = {"spectrum": str(out.spectrum), "std": str(out.std),
-               "plot": str(out.plot) if out.plot is not None else None}
-    _write_sidecar(out.sidecar, {**record, "outputs": outputs})
-    log.info("%s: wrote %s, %s, %s", inp.path, out.spectrum, out.std, out.sidecar)
+
+def _in_input_order(result: Spectrum, transposed: bool) -> Spectrum:
+    if not transposed:
+        return result
+    return Spectrum(np.ascontiguousarray(result.data.T), result.axes[::-1], meta=result.meta)
+
+
+def _input_record(inp: InputSpectrum) -> dict:
+    return {
+        "path": str(Path(inp.path).resolve()),
+        "sha256": input_sha256(inp.path, inp.format),
+        "format": inp.format,
+        "shape": list(inp.spectrum.shape),
+        "nuclei": list(inp.spectrum.nuclei),
+        "header_field_mhz": inp.spectrum.field_mhz,
+        "plane": inp.plane,
+    }
+
+
+def _plane_record(plane: Spectrum, name: str, transposed: bool) -> dict:
+    return {
+        "projection": name,
+        "projection_method": plane.meta.get("method"),
+        "axes": [a.to_dict() for a in (plane.axes[::-1] if transposed else plane.axes)],
+    }
+
+
+def _run_record(enhancer, cfg: SampleConfig, factor: float, factor_exact, from_mhz: float, to_mhz: float,
+                notes: list[str], warnings: list[str]) -> dict:
+    from mssr import __version__
+    from mssr.provenance import git_commit, package_versions
+
+    return {
+        "format": SIDECAR_FORMAT,
+        "format_version": SIDECAR_VERSION,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "mssr_version": __version__,
+        "git_commit": git_commit(),
+        "packages": package_versions(("mssr", "torch", "diffusers", "numpy", "nmrglue")),
+        "model": model_record(enhancer),
+        "factor": {"from_mhz": from_mhz, "to_mhz": to_mhz, "value": factor, "exact": factor_exact,
+                   "label": factor_label(factor)},
+        "protocol": {**asdict(cfg), "device": str(enhancer.device)},
+        "seed": cfg.seed,
+        "notes": notes,
+        "warnings": warnings,
+    }
+
+
+def _write_set(outputs: list[Outputs], results: list[PlaneEstimate], planes: list[Spectrum], records: list[dict],
+               out_format: str, *, transposed: bool, from_mhz: float, to_mhz: float) -> None:
+    """Every plane's files as one :func:`~mssr.enhance.outputs.output_set`: all or nothing, sidecars last."""
+    with output_set(outputs) as files:
+        for out, result, plane, record in zip(outputs, results, planes, records):
+            mssr_io.write(_in_input_order(result.estimate, transposed), files.stage(out.spectrum), format=out_format)
+            mssr_io.write(_in_input_order(result.std, transposed), files.stage(out.std), format=out_format)
+            if out.plot is not None:
+                from mssr.figures.enhance import plot_enhanced
+
+                plot_enhanced(np.asarray(plane.data), result.estimate.data, result.std.data, plane,
+                              files.stage(out.plot), from_mhz=from_mhz, to_mhz=to_mhz)
+            outputs_record = {"spectrum": str(out.spectrum), "std": str(out.std),
+                              "plot": str(out.plot) if out.plot is not None else None}
+            text = json.dumps({**record, "outputs": outputs_record}, indent=2, allow_nan=False) + "\n"
+            files.stage(out.sidecar).write_text(text, encoding="utf-8")
 
 
 # --------------------------------------------------------------------------------------------
@@ -617,7 +245,7 @@ def enhance(
     device: str = "auto",
     seed: int = 0,
     plane: int | None = None,
-    projection: Method = "signed_max",
+    projection="signed_max",
     plot: bool = False,
     force: bool = False,
     batch_size: int = 64,
@@ -626,7 +254,8 @@ def enhance(
 ) -> dict:
     """Estimate the high-field spectrum of a low-field spectrum file and write it beside the input.
 
-    See the module notes for every step and formula.
+    See the module notes for every step and formula. Every option, the input and every output
+    path are checked before the model is loaded (and before torch is imported).
 
     Parameters
     ----------
@@ -642,15 +271,16 @@ def enhance(
         one the model was trained for (a Table-1 factor for 'class' models, the one factor of a
         baseline); a 'continuous' model takes any factor > 1.
     model_dir : path, optional
-        Model directory (``model.safetensors`` + ``config.json``); default
-        :data:`DEFAULT_MODEL_DIR`.
+        Model directory (``model.safetensors`` + ``config.json``, every key of a training run);
+        default :data:`DEFAULT_MODEL_DIR`.
     output : path, optional
         Output file; its suffix picks the format (``.ucsf``: UCSF; ``.ft2``, ``.ft``, ``.pipe``, ...:
         NMRPipe). Default: beside the input, ``<stem>_mssr<to_mhz><ext>`` in the input's format
         (NMRPipe ``.ft2`` for Bruker input). For 3D/4D input one file per projection,
-        ``<stem>_<projection><ext>`` (e.g. ``_15N-1H``).
+        ``<stem>_<projection><ext>`` (e.g. ``_15N-1H``; ``_13C-1H_axes1-3`` where two planes share nuclei).
     sampler, steps, repeats, fast, seed, device, batch_size
-        Sampling protocol, see :func:`sample_config` (default: the paper's ddpm, 500 x 5).
+        Sampling protocol, see :func:`mssr.enhance.options.sample_config` (default: the paper's
+        ddpm, 500 x 5). Memory is bounded by ``batch_size`` chains whatever ``repeats``.
     plane : int, optional
         Index of the spectrum to enhance in a pseudo-ND series (required for such files,
         refused for others).
@@ -659,7 +289,8 @@ def enhance(
     plot : bool
         Also write ``<stem>.png``: input, estimate and uncertainty in NMR orientation.
     force : bool
-        Replace existing output files (the input is never replaced).
+        Replace existing output files (the input is never replaced); files of the earlier set
+        that this run does not write (its PNG) are removed.
     threads : int, optional
         CPU threads of torch, set for the whole process (default: torch's own, one per core).
         Use fewer on a shared machine: oversubscribed threads slow sampling down many times.
@@ -672,7 +303,8 @@ def enhance(
         ``input``, ``format``, ``output_format``, ``outputs``, ``std``, ``sidecars``, ``plots``
         (lists, one entry per plane), ``projections``, ``factor`` (3-decimal label), ``factor_exact``,
         ``from_mhz``, ``to_mhz``, ``sampler``, ``steps``, ``repeats``, ``seed``, ``device``,
-        ``model``, ``model_pixels``, ``seconds`` (sampling wall time), ``notes``.
+        ``model``, ``model_pixels``, ``seconds`` (sampling wall time), ``notes``, ``warnings``
+        (planes unlike the training data, also in the sidecars).
 
     Raises
     ------
@@ -683,80 +315,65 @@ def enhance(
     ValueError
         Unreadable, 1D, non-finite or all-zero input; a pseudo series without ``plane``;
         ``from_mhz`` contradicting the header; a factor the model does not support; an output
-        path equal to the input or with an unknown suffix; an unusable model directory. The
+        path equal to the input, with an unknown suffix or in a folder that cannot be written;
+        an incomplete or inconsistent model directory; a model whose output is not finite. The
         message names the file or the option.
+    mssr.atomic.Interrupted
+        SIGINT or SIGTERM arrived (main thread); nothing of this run is left behind.
     """
-    from mssr import __version__
-    from mssr.provenance import git_commit, package_versions
+    with interruptible():
+        return _enhance(input, from_mhz=from_mhz, to_mhz=to_mhz, model_dir=model_dir, output=output,
+                        cfg=sample_config(sampler=sampler, steps=steps, repeats=repeats, fast=fast, seed=seed,
+                                          device=device, batch_size=batch_size),
+                        plane=plane, projection=projection, plot=plot, force=force, threads=threads,
+                        progress=progress)
 
-    path = _validate_input(input)
-    from_mhz, to_mhz = _validate_fields(from_mhz, to_mhz)
-    plane = _validate_plane(plane)
-    projection = _validate_projection(projection)
-    cfg = sample_config(sampler=sampler, steps=steps, repeats=repeats, fast=fast, seed=seed, device=device,
-                        batch_size=batch_size)
-    for name, flag in (("plot", plot), ("force", force), ("progress", progress)):
-        if not isinstance(flag, bool):
-            raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
-    set_threads(_validate_optional_positive_int("threads", "--threads", threads))
 
-    inp = _read_input(path, plane)
-    _check_header_field(inp, from_mhz)
-    enhancer = _load_enhancer(model_dir, cfg.device)
-    factor, factor_exact, notes = _resolve_factor(enhancer, from_mhz, to_mhz)
-    try:
-        enhancer.diffusion.schedule_timesteps(cfg.sampler, cfg.steps)
-    except ValueError as exc:
-        raise ValueError(f"sampler/steps (--sampler {cfg.sampler} --steps {cfg.steps}): {exc}") from None
+def _enhance(input, *, from_mhz, to_mhz, model_dir, output, cfg: SampleConfig, plane, projection, plot, force,
+             threads, progress) -> dict:
+    from mssr.config import set_threads
 
-    planes = project(inp.spectrum, method=projection)
-    for p in planes:
-        _check_plane(path, p)
+    path = validate_path_option("input", "INPUT", input)
+    if path is None:
+        raise TypeError("input must be a str or os.PathLike, got NoneType")
+    from_mhz, to_mhz = validate_fields(from_mhz, to_mhz)
+    plane = validate_plane(plane)
+    projection = validate_projection(projection)
+    validate_flags(plot=plot, force=force, progress=progress)
+    threads = validate_count("threads", "--threads", threads)
+    model_path = model_dir_of(model_dir)
+
+    inp = read_input(path, plane)
+    check_header_field(inp, from_mhz)
+    planes, names = planes_of(inp, projection)
+    for p, name in zip(planes, names):
+        check_plane(path, p, name)
     # a 2D input whose direct axis comes first is written back in its own order
     transposed = inp.spectrum.ndim == 2 and planes[0].axes[0] != inp.spectrum.axes[0]
-    outputs, out_format, output_notes = _plan_outputs(inp, planes, output, to_mhz, plot=plot, force=force)
-    notes = list(inp.notes) + notes + output_notes
+    outputs, out_format, output_notes = plan_outputs(inp, names, output, to_mhz, plot=plot, force=force)
+    warnings = untrained_warnings(planes, names)
+    for warning in warnings:
+        log.warning("%s", warning)
+
+    set_threads(threads)
+    enhancer = load_enhancer(model_path, cfg.device)
+    factor, factor_exact, factor_notes = resolve_factor(enhancer, from_mhz, to_mhz)
+    check_steps(enhancer, cfg.sampler, cfg.steps)
+    notes = list(inp.notes) + factor_notes + output_notes
     for note in notes:
         log.info("%s", note)
-
-    input_record = {
-        "path": str(Path(path).resolve()),
-        "sha256": input_sha256(path, inp.format),
-        "format": inp.format,
-        "shape": list(inp.spectrum.shape),
-        "nuclei": list(inp.spectrum.nuclei),
-        "header_field_mhz": inp.spectrum.field_mhz,
-        "plane": inp.plane,
-    }
-    samples = [preprocess(p, size=enhancer.size) for p in planes]
-    x_lr = np.stack([s.data for s in samples]).astype(np.float32)
     log.info("%s: %d plane(s) of %s px -> %d x %d px, factor %.4f (%g -> %g MHz), %s %d steps x %d repeats on %s",
              path, len(planes), ", ".join("x".join(map(str, p.shape)) for p in planes), enhancer.size,
              enhancer.size, factor, from_mhz, to_mhz, cfg.sampler, cfg.steps, cfg.repeats, enhancer.device)
-    start = time.perf_counter()
-    mean, std = enhancer.sample(x_lr, factor, cfg, progress=progress)
-    seconds = time.perf_counter() - start
-    log.info("sampled in %.1f s", seconds)
 
-    provenance = {
-        "format": SIDECAR_FORMAT,
-        "format_version": SIDECAR_VERSION,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "mssr_version": __version__,
-        "git_commit": git_commit(),
-        "packages": package_versions(("mssr", "torch", "diffusers", "numpy", "nmrglue")),
-        "model": _model_record(enhancer),
-        "factor": {"from_mhz": from_mhz, "to_mhz": to_mhz, "value": factor, "exact": factor_exact,
-                   "label": factor_label(factor)},
-        "protocol": {**asdict(cfg), "device": str(enhancer.device)},
-        "seed": cfg.seed,
-        "notes": notes,
-    }
-    for i, (p, sample, out) in enumerate(zip(planes, samples, outputs)):
-        _write_plane(inp, p, sample, mean[i], std[i], out, out_format, transposed=transposed, from_mhz=from_mhz,
-                     to_mhz=to_mhz, record={**provenance, "input": {**input_record, **_plane_record(p, transposed)},
-                                            "processing": _processing_record(p, sample, cfg, to_mhz, seconds)})
-
+    results = estimate_planes(enhancer, planes, factor, cfg, to_mhz=to_mhz, progress=progress)
+    run = _run_record(enhancer, cfg, factor, factor_exact, from_mhz, to_mhz, notes, warnings)
+    input_record = _input_record(inp)
+    records = [{**run, "input": {**input_record, **_plane_record(p, name, transposed)}, "processing": r.processing}
+               for p, name, r in zip(planes, names, results)]
+    _write_set(outputs, results, planes, records, out_format, transposed=transposed, from_mhz=from_mhz,
+               to_mhz=to_mhz)
+    log.info("%s: wrote %s", path, ", ".join(str(p) for o in outputs for p in o.files()))
     return {
         "input": path,
         "format": inp.format,
@@ -765,7 +382,7 @@ def enhance(
         "std": [str(o.std) for o in outputs],
         "sidecars": [str(o.sidecar) for o in outputs],
         "plots": [str(o.plot) for o in outputs if o.plot is not None],
-        "projections": [p.meta.get("projection") for p in planes],
+        "projections": names,
         "factor": factor_label(factor),
         "factor_exact": factor_exact,
         "from_mhz": from_mhz,
@@ -777,10 +394,11 @@ def enhance(
         "device": str(enhancer.device),
         "model": str(enhancer.model_dir),
         "model_pixels": enhancer.size,
-        "seconds": round(seconds, 3),
+        "seconds": round(results[0].processing["seconds"], 3) if results else 0.0,
         "notes": notes,
+        "warnings": warnings,
     }
 
 
-__all__ = ["DEFAULT_MODEL_DIR", "FAST_PROTOCOL", "FIELD_TOLERANCE", "PAPER_PROTOCOL", "enhance", "input_sha256",
-           "sample_config"]
+__all__ = ["DEFAULT_MODEL_DIR", "FAST_PROTOCOL", "FIELD_TOLERANCE", "PAPER_PROTOCOL", "PlaneEstimate", "enhance",
+           "estimate_planes", "input_sha256", "sample_config"]

@@ -143,7 +143,8 @@ def read(path, *, lazy: bool = False, min_ndim: int = 2) -> Spectrum:
     axes = resolve_axes(source)
     pseudo = [i for i, axis in enumerate(axes) if axis is None]
     if pseudo:
-        raise SpectrumFileError(source.path, pseudo_problem(source, axes, pseudo))
+        series = (pseudo[0], source.axes[pseudo[0]].size) if len(pseudo) == 1 and source.ndim >= 3 else None
+        raise SpectrumFileError(source.path, pseudo_problem(source, axes, pseudo), series=series)
     data = source.load(lazy=lazy)
     check_finite(data, source.path)
     return Spectrum(data=data, axes=tuple(axes), meta=source_meta(source))

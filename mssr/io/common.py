@@ -35,11 +35,14 @@ class SpectrumFileError(ValueError):
         The file (or template, or directory) that was read.
     problem : str
         What is wrong with it.
+    series : tuple of int or None
+        For a pseudo-ND series read as one spectrum: (axis, number of spectra along it).
     """
 
-    def __init__(self, path, problem: str):
+    def __init__(self, path, problem: str, *, series: tuple[int, int] | None = None):
         self.path = str(path)
         self.problem = problem
+        self.series = series
         super().__init__(f"{self.path}: {problem}")
 
 

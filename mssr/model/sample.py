@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import torch
 
 from mssr.config import set_threads
-from mssr.model.diffusion import Diffusion, DiffusionConfig
 from mssr.factors import as_factor, factor_label
-from mssr.model.network import CONFIG_FILE, NoisePredictor, load_model
-from mssr.evaluation.predictions import write_prediction
-from mssr.evaluation.testsets import factor_inputs
+
+# torch, the network and the diffusion math are imported where they are used, so that
+# SampleConfig and the option checks cost no torch import (the CLI checks options first).
+CONFIG_FILE = "config.json"  # as mssr.model.network.CONFIG_FILE
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +109,8 @@ def resolve_device(device: str = "auto") -> torch.device:
         A device name other than those of :func:`check_device_name`, or one this machine lacks
         (no CUDA, a CUDA index beyond the devices present, no MPS).
     """
+    import torch
+
     check_device_name(device)
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -158,6 +159,9 @@ class Enhancer:
     """
 
     def __init__(self, model_dir, *, device: str = "auto"):
+        from mssr.model.diffusion import Diffusion
+        from mssr.model.network import NoisePredictor, load_model
+
         model_dir = Path(model_dir)
         if model_dir.is_file():
             model_dir = model_dir.parent
@@ -196,6 +200,8 @@ class Enhancer:
         ValueError
             The model's output holds NaN/Inf (the message names the model directory).
         """
+        import torch
+
         x_all = np.ascontiguousarray(x_lr, dtype=np.float32)
         generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
         group, per_run = chunk_plan(len(x_all), cfg.repeats, cfg.batch_size)
@@ -213,7 +219,9 @@ class Enhancer:
         return mean, std
 
     def _sample_block(self, x_lr: np.ndarray, factor: float, cfg: SampleConfig, per_run: int,
-                      generator: torch.Generator, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+                      generator, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
         x = torch.as_tensor(x_lr)[:, None].to(self.device)
         factors = torch.full((x.shape[0],), float(factor), dtype=torch.float32)
         autocast = torch.bfloat16 if self.device.type == "cuda" and torch.cuda.is_bf16_supported() else None
@@ -231,7 +239,9 @@ class Enhancer:
         return moments[1].astype(np.float32), moments[2].astype(np.float32)
 
 
-def _diffusion_config(extra: dict, config_path: Path) -> DiffusionConfig:
+def _diffusion_config(extra: dict, config_path: Path):
+    from mssr.model.diffusion import DiffusionConfig
+
     missing = [key for key in _REQUIRED_EXTRA if key not in extra]
     if missing:
         raise ValueError(f"{config_path}: missing key(s) {', '.join('extra.' + k for k in missing)}; "
@@ -280,6 +290,9 @@ def predict_file(model_path, testset_h5, factor, out_h5, *, sample: dict, method
     threads : int, optional
         CPU threads of torch.
     """
+    from mssr.evaluation.predictions import write_prediction
+    from mssr.evaluation.testsets import factor_inputs
+
     set_threads(threads)
     cfg = SampleConfig.from_dict(dict(sample))
     f = as_factor(factor)

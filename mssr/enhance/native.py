@@ -1,0 +1,163 @@
+"""Native-resolution enhancement of one 2D plane: working grid in, whole-plane tiled sampling, input grid out.
+
+The steps, for a plane ``x`` recorded at ``B_low`` on its own axes:
+
+1. onto the working grid of the target field (:func:`mssr.data.grid.to_working`): same ppm
+   window, a spacing that resolves the high-field lines;
+2. into the network's unit, ``x / network_scale(x)`` (:func:`mssr.data.patches.network_scale`, the
+   one scaling of the native mode, as in training);
+3. ``repeats`` chains of the sampler over the whole plane at once, the network run on overlapping
+   tiles whose noise predictions are blended at every step (:class:`mssr.model.tiles.TiledPredictor`),
+   in groups of chains so memory is bounded whatever ``repeats``;
+4. mean and per-point SD of the chains, back to the input's intensity unit and onto the input's
+   points (:func:`mssr.data.grid.from_working`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mssr.data import grid
+from mssr.data.patches import network_scale
+from mssr.model.tiles import OVERLAP, TILE, TiledPredictor
+from mssr.spectrum import Axis
+
+MAX_REPEATS: int = 1000
+"""Largest number of chains per plane accepted."""
+
+CHAINS_PER_GROUP: int = 2
+"""Chains sampled together: memory grows with this, not with ``repeats``."""
+
+
+@dataclass(frozen=True)
+class NativeSampling:
+    """Sampler settings of the native mode.
+
+    Attributes
+    ----------
+    sampler : {'ddpm', 'ddim', 'dpmsolver'}
+        See :meth:`mssr.model.diffusion.Diffusion.sample`.
+    steps : int
+        Steps of the full respaced schedule.
+    repeats : int
+        Chains averaged (their SD is the uncertainty).
+    start_step : int or None
+        Start from the low-field input noised to this timestep (None: pure noise, the paper).
+    batch_size : int
+        Tiles per network call.
+    tile, overlap : int
+        Tile side and overlap, working points.
+    seed : int
+        Seed of the sampler's noise.
+    """
+
+    sampler: str = "ddpm"
+    steps: int = 500
+    repeats: int = 5
+    start_step: int | None = None
+    batch_size: int = 4
+    tile: int = TILE
+    overlap: int = OVERLAP
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NativeSampling":
+        if not isinstance(d, dict):
+            raise TypeError(f"sampling settings must be a mapping, got {type(d).__name__}")
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"sampling settings: unknown key(s) {', '.join(unknown)}")
+        cfg = cls(**d)
+        for name in ("steps", "repeats", "batch_size", "tile"):
+            value = getattr(cfg, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if cfg.repeats > MAX_REPEATS:
+            raise ValueError(f"repeats must be at most {MAX_REPEATS}, got {cfg.repeats}")
+        return cfg
+
+
+def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling: NativeSampling,
+                  progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """High-field estimate of one plane and its per-point uncertainty, on the plane's own points.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n_indirect, n_direct), floating
+        The recorded plane; axis 1 the directly detected 1H.
+    axes : (Axis, Axis)
+        Its axes (ppm, spectrometer MHz of the recording field).
+    target_mhz : float
+        1H frequency of the field to estimate, MHz.
+    enhancer : mssr.model.sample.Enhancer
+        A loaded native model (``extra['native']`` in its config).
+    sampling : NativeSampling
+        Sampler settings.
+    progress : bool
+        Show a progress bar over the sampling steps.
+
+    Returns
+    -------
+    mean, std : ndarray, float32, shape of ``x``
+        The estimate and the SD of the chains, in the intensity unit of ``x``.
+    """
+    if not (isinstance(axes, (tuple, list)) and len(axes) == 2 and all(isinstance(a, Axis) for a in axes)):
+        raise TypeError("axes must be a pair of mssr.spectrum.Axis")
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape != (axes[0].size, axes[1].size):
+        raise ValueError(f"x must be 2D with the axes' shape {(axes[0].size, axes[1].size)}, got {x.shape}")
+    low_mhz = axes[1].field_mhz
+    factor = float(target_mhz) / low_mhz
+    if not factor > 1.0:
+        raise ValueError(f"target field {target_mhz} MHz must be above the recording field {low_mhz:.1f} MHz")
+    # 1.-2. working grid, network unit
+    work, _ = grid.to_working(x.astype(np.float64), axes, target_mhz=target_mhz)
+    scale = network_scale(work)
+    x_lr = torch.as_tensor((work / scale).astype(np.float32))[None, None].to(enhancer.device)
+    multiple = 2 ** (enhancer.model_config.levels - 1)
+    tiled = TiledPredictor(enhancer.predictor, multiple=multiple, tile=sampling.tile,
+                           overlap=sampling.overlap, batch_size=sampling.batch_size)
+    generator = torch.Generator(device=enhancer.device).manual_seed(int(sampling.seed))
+    # 3. chains in groups: sums of the samples and of their squares
+    total = np.zeros(work.shape)
+    total_sq = np.zeros(work.shape)
+    done = 0
+    while done < sampling.repeats:
+        group = min(CHAINS_PER_GROUP, sampling.repeats - done)
+        with torch.inference_mode():
+            mean, std = enhancer.diffusion.sample(
+                tiled, x_lr, torch.tensor([factor], dtype=torch.float64), sampler=sampling.sampler,
+                steps=sampling.steps, repeats=group, batch_size=group, start_step=sampling.start_step,
+                generator=generator, progress=progress,
+            )
+        m = mean[0, 0].double().cpu().numpy()
+        s = std[0, 0].double().cpu().numpy()
+        total += group * m
+        total_sq += group * (s**2 + m**2)
+        done += group
+    mean_w = total / done
+    std_w = np.sqrt(np.maximum(total_sq / done - mean_w**2, 0.0))
+    if not (np.isfinite(mean_w).all() and np.isfinite(std_w).all()):
+        raise FloatingPointError(f"the model in {enhancer.model_dir} returned NaN or Inf")
+    # 4. input unit, input points
+    mean_out = grid.from_working(mean_w * scale, axes)
+    std_out = np.maximum(grid.from_working(std_w * scale, axes), 0.0)
+    return mean_out.astype(np.float32), std_out.astype(np.float32)
+
+
+def is_native(extra: dict) -> bool:
+    """Whether a model's ``config.json`` ``extra`` describes a native-resolution model."""
+    return isinstance(extra, dict) and isinstance(extra.get("native"), dict)
+
+
+def default_sampling(extra: dict, **overrides) -> NativeSampling:
+    """The sampler settings a native model was validated with, updated by ``overrides`` (None: kept)."""
+    base = dict(extra["native"].get("sample") or {})
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return NativeSampling.from_dict(base)
+
+
+__all__ = ["CHAINS_PER_GROUP", "MAX_REPEATS", "NativeSampling", "default_sampling", "enhance_plane", "is_native"]
