@@ -1,4 +1,4 @@
-"""Continuous-factor MSSR on unseen factors, and sampler options against the protocol (mssr.evaluation.studies)."""
+"""Continuous-factor MSSR on unseen factors, and sampler options against the protocol (mssr.evaluation.heldout, mssr.evaluation.samplers)."""
 
 import json
 
@@ -9,7 +9,8 @@ import torch
 from numpy.testing import assert_allclose
 from scipy import ndimage
 
-from mssr.evaluation import studies as compare
+from mssr.evaluation import heldout as heldout_study
+from mssr.evaluation import samplers as sampler_study
 from mssr.data.store import read_samples, write_samples
 from mssr.model.diffusion import Diffusion, DiffusionConfig
 from mssr.factors import as_factor
@@ -87,17 +88,25 @@ def files(tmp_path_factory):
     }
 
 
+def _assert_metrics_defined(df):
+    values = df[list(METRIC_NAMES)]
+    # peak R^2 of a spectrum without matched peaks is its worst value, -inf (mssr.evaluation.metrics)
+    others = values.drop(columns="peak_r2")
+    assert np.isfinite(others.to_numpy()).all()
+    assert (np.isfinite(values["peak_r2"]) | (values["peak_r2"] == -np.inf)).all()
+
+
 def _heldout(files, **overrides):
     kwargs = dict(continuous_model=files["continuous"], class_model=files["mssr"], baseline_models=files["baselines"],
                   continuous=CONTINUOUS, sample=SAMPLE, degrade=DEGRADE, metrics=METRICS)
     kwargs.update(overrides)
-    return compare.heldout_table(files["testset"], files["test"], **kwargs)
+    return heldout_study.heldout_table(files["testset"], files["test"], **kwargs)
 
 
 @pytest.fixture(scope="module")
 def heldout(files):
     out_csv, out_png = files["root"] / "tables/heldout.csv", files["root"] / "figures/heldout.png"
-    compare.write_heldout(files["testset"], files["test"], out_csv, out_png, continuous_model=files["continuous"],
+    heldout_study.write_heldout(files["testset"], files["test"], out_csv, out_png, continuous_model=files["continuous"],
                           class_model=files["mssr"], baseline_models=files["baselines"], continuous=CONTINUOUS,
                           sample=SAMPLE, degrade=DEGRADE, metrics=METRICS, threads=1)
     assert out_png.read_bytes()[:8] == PNG
@@ -109,47 +118,47 @@ def heldout(files):
 
 
 def test_training_factors_are_the_run_minus_the_heldout():
-    assert compare.continuous_training_factors(RUN, HELDOUT) == TRAINED
-    every = compare.continuous_training_factors("all", ["1.286", "1.600", "2.000"])
+    assert heldout_study.continuous_training_factors(RUN, HELDOUT) == TRAINED
+    every = heldout_study.continuous_training_factors("all", ["1.286", "1.600", "2.000"])
     assert len(every) == 11 and "1.600" not in every and every == sorted(every, key=float)
     with pytest.raises(ValueError, match="continuous.heldout"):
-        compare.continuous_training_factors(["1.250", "1.333"], ["1.286"])
+        heldout_study.continuous_training_factors(["1.250", "1.333"], ["1.286"])
     with pytest.raises(ValueError, match="no factor to train"):
-        compare.continuous_training_factors(["1.250"], ["1.250"])
+        heldout_study.continuous_training_factors(["1.250"], ["1.250"])
     with pytest.raises(ValueError, match="continuous.heldout"):
-        compare.continuous_training_factors(RUN, ["1.59"])
+        heldout_study.continuous_training_factors(RUN, ["1.59"])
 
 
 def test_offtable_factors_are_field_ratios_outside_table1():
     # 950/600 = 19/12, 1000/400 = 5/2, 400/80 = 5; 1900/1200 repeats 19/12.
-    assert_allclose(compare.offtable_factors([[1000, 400], [950, 600], [400, 80], [1900, 1200]]), [19 / 12, 2.5, 5.0])
+    assert_allclose(heldout_study.offtable_factors([[1000, 400], [950, 600], [400, 80], [1900, 1200]]), [19 / 12, 2.5, 5.0])
     with pytest.raises(ValueError, match=r"off_table_mhz\[1\].*1.500"):
-        compare.offtable_factors([[950, 600], [900, 600]])
+        heldout_study.offtable_factors([[950, 600], [900, 600]])
     with pytest.raises(ValueError, match=r"off_table_mhz\[0\]"):
-        compare.offtable_factors([[400, 950]])
+        heldout_study.offtable_factors([[400, 950]])
     with pytest.raises(TypeError, match="off_table_mhz"):
-        compare.offtable_factors([[950]])
+        heldout_study.offtable_factors([[950]])
 
 
 def test_reference_factors_are_the_trained_neighbours():
     # 1.286 sits between 1.250 and 1.333; 2.000 between 1.333 and 2.250.
-    assert compare.reference_factors(RUN, TRAINED, HELDOUT, "neighbours") == ["1.250", "1.333", "2.250"]
-    assert compare.reference_factors(RUN, TRAINED, ["1.286"], "neighbours") == ["1.250", "1.333"]
-    assert compare.reference_factors(RUN, TRAINED, HELDOUT, "all") == TRAINED
-    assert compare.reference_factors(RUN, TRAINED, HELDOUT, "none") == []
+    assert heldout_study.reference_factors(RUN, TRAINED, HELDOUT, "neighbours") == ["1.250", "1.333", "2.250"]
+    assert heldout_study.reference_factors(RUN, TRAINED, ["1.286"], "neighbours") == ["1.250", "1.333"]
+    assert heldout_study.reference_factors(RUN, TRAINED, HELDOUT, "all") == TRAINED
+    assert heldout_study.reference_factors(RUN, TRAINED, HELDOUT, "none") == []
     with pytest.raises(ValueError, match="reference"):
-        compare.reference_factors(RUN, TRAINED, HELDOUT, "nearest")
+        heldout_study.reference_factors(RUN, TRAINED, HELDOUT, "nearest")
 
 
 def test_continuous_config_overrides_conditioning_and_epochs_only():
     cfg = {"model": {"conditioning": "class", "block_out_channels": [8, 16]}, "train": {"epochs": 200, "lr": 0.001}}
-    out = compare.continuous_config(cfg, epochs=7)
+    out = heldout_study.continuous_config(cfg, epochs=7)
     assert out["model"] == {"conditioning": "continuous", "block_out_channels": [8, 16]}
     assert out["train"] == {"epochs": 7, "lr": 0.001}
     assert cfg["model"]["conditioning"] == "class" and cfg["train"]["epochs"] == 200
-    assert compare.continuous_config(cfg)["train"]["epochs"] == 200
+    assert heldout_study.continuous_config(cfg)["train"]["epochs"] == 200
     with pytest.raises(ValueError, match="continuous.epochs"):
-        compare.continuous_config(cfg, epochs=0)
+        heldout_study.continuous_config(cfg, epochs=0)
 
 
 def test_train_continuous_trains_a_continuous_model_without_the_heldout_factors(files, tmp_path):
@@ -168,7 +177,7 @@ def test_train_continuous_trains_a_continuous_model_without_the_heldout_factors(
         "degrade": dict(DEGRADE),
         "tracking": {"uri": None, "experiment": "t"},
     }
-    out = compare.train_continuous(cfg, paths["train"], paths["val"], tmp_path / "model", factors=RUN,
+    out = heldout_study.train_continuous(cfg, paths["train"], paths["val"], tmp_path / "model", factors=RUN,
                                    heldout=HELDOUT, epochs=1, threads=1)
     record = json.loads((out / "config.json").read_text())
     assert record["model"]["conditioning"] == "continuous"
@@ -183,20 +192,20 @@ def test_train_continuous_trains_a_continuous_model_without_the_heldout_factors(
 
 
 def test_heldout_table_has_the_columns_and_every_spectrum(heldout):
-    assert list(heldout.columns) == list(compare.HELDOUT_COLUMNS)
+    assert list(heldout.columns) == list(heldout_study.HELDOUT_COLUMNS)
     counts = heldout.groupby(["method", "factor"])["sample"].apply(sorted)
     assert all(c == list(range(N)) for c in counts)
-    assert np.isfinite(heldout[list(METRIC_NAMES)].to_numpy()).all()
+    _assert_metrics_defined(heldout)
 
 
 def test_heldout_factors_have_every_method_and_the_right_flags(heldout):
     for label in HELDOUT:
         rows = heldout[np.isclose(heldout["factor"], float(as_factor(label)))]
-        assert set(rows["method"]) == set(compare.HELDOUT_METHODS)
+        assert set(rows["method"]) == set(heldout_study.HELDOUT_METHODS)
         assert rows["table1"].all() and rows["heldout"].all() and not rows["extrapolated"].any()
     # The continuous model's in-distribution reference: its trained neighbours, continuous only.
     trained = heldout[heldout["table1"] & ~heldout["heldout"]]
-    assert set(trained["method"]) == {compare.CONTINUOUS_METHOD}
+    assert set(trained["method"]) == {heldout_study.CONTINUOUS_METHOD}
     assert sorted(f"{f:.3f}" for f in trained["factor"].unique()) == ["1.250", "1.333", "2.250"]
 
 
@@ -204,7 +213,7 @@ def test_offtable_factors_have_only_the_continuous_model_and_classical_methods(h
     off = heldout[~heldout["table1"]]
     assert_allclose(sorted(off["factor"].unique()), [950 / 600, 1000 / 400])
     for f, rows in off.groupby("factor"):
-        assert set(rows["method"]) == {compare.CONTINUOUS_METHOD, "identity", "richardson_lucy"}
+        assert set(rows["method"]) == {heldout_study.CONTINUOUS_METHOD, "identity", "richardson_lucy"}
         assert rows["heldout"].all()
         # Trained on 1.250..2.250: 950/600 interpolates, 1000/400 extrapolates.
         assert rows["extrapolated"].all() == (f > 2.25)
@@ -226,7 +235,7 @@ def test_identity_scores_the_stored_and_the_recomputed_inputs(heldout, files):
 
 
 def test_heldout_times_are_per_spectrum_and_positive_for_learned_methods(heldout):
-    learned = heldout[heldout["method"].isin([compare.CONTINUOUS_METHOD, "mssr", "baseline"])]
+    learned = heldout[heldout["method"].isin([heldout_study.CONTINUOUS_METHOD, "mssr", "baseline"])]
     assert (learned["seconds"] > 0).all()
     assert (heldout["seconds"] >= 0).all()
     # One timing per (method, factor), repeated on each of its spectra.
@@ -235,7 +244,7 @@ def test_heldout_times_are_per_spectrum_and_positive_for_learned_methods(heldout
 
 def test_offtable_inputs_reproduce_the_stored_testset_inputs(files):
     x, x_lr, labels, _ = read_testset(files["testset"])
-    truth, recomputed, headers = compare.offtable_inputs(files["test"], [1.25, 2.0], degrade=DEGRADE)
+    truth, recomputed, headers = heldout_study.offtable_inputs(files["test"], [1.25, 2.0], degrade=DEGRADE)
     np.testing.assert_array_equal(truth, x)
     np.testing.assert_array_equal(recomputed[0], x_lr[labels.index("1.250")])
     np.testing.assert_array_equal(recomputed[1], x_lr[labels.index("2.000")])
@@ -258,7 +267,7 @@ def test_heldout_refuses_inconsistent_inputs(files, tmp_path):
     x = read_samples(files["test"])
     reversed_split = write_samples(tmp_path / "test.h5", x.x[::-1].copy(), x.headers[::-1])
     with pytest.raises(ValueError, match="not the test split"):
-        compare.heldout_table(files["testset"], reversed_split, continuous_model=files["continuous"], class_model=files["mssr"],
+        heldout_study.heldout_table(files["testset"], reversed_split, continuous_model=files["continuous"], class_model=files["mssr"],
                               baseline_models=files["baselines"], continuous=CONTINUOUS, sample=SAMPLE,
                               degrade=DEGRADE, metrics=METRICS)
 
@@ -270,15 +279,15 @@ def test_heldout_refuses_inconsistent_inputs(files, tmp_path):
 @pytest.fixture(scope="module")
 def samplers(files):
     out_csv, out_png = files["root"] / "tables/samplers.csv", files["root"] / "figures/samplers.png"
-    compare.write_samplers(files["mssr"], files["testset"], out_csv, out_png, samplers=SAMPLERS, sample=SAMPLE,
+    sampler_study.write_samplers(files["mssr"], files["testset"], out_csv, out_png, samplers=SAMPLERS, sample=SAMPLE,
                            metrics=METRICS, factors=RUN, threads=1)
     assert out_png.read_bytes()[:8] == PNG
     return pd.read_csv(out_csv)
 
 
 def test_every_sampler_variant_is_present_with_positive_times(samplers):
-    assert list(samplers.columns) == list(compare.SAMPLER_COLUMNS)
-    names = [compare.PROTOCOL, "ddim_5", "dpmsolver_3", "ddpm_from_25"]
+    assert list(samplers.columns) == list(sampler_study.SAMPLER_COLUMNS)
+    names = [sampler_study.PROTOCOL, "ddim_5", "dpmsolver_3", "ddpm_from_25"]
     assert list(dict.fromkeys(samplers["variant"])) == names
     # factors: 2 -> the smallest and the largest of the run; n_samples: 2 -> spectra 0 and 1.
     for name in names:
@@ -286,7 +295,7 @@ def test_every_sampler_variant_is_present_with_positive_times(samplers):
         assert sorted(f"{f:.3f}" for f in rows["factor"].unique()) == ["1.250", "2.250"]
         assert sorted(rows["sample"]) == [0, 0, 1, 1]
         assert (rows["seconds"] > 0).all()
-    assert np.isfinite(samplers[list(METRIC_NAMES)].to_numpy()).all()
+    _assert_metrics_defined(samplers)
 
 
 def test_sampler_variants_record_their_settings_and_network_evaluations(samplers):
@@ -305,7 +314,7 @@ def test_protocol_variant_samples_as_the_sample_section_says(samplers, files):
     mean, _ = Enhancer(files["mssr"], device="cpu").sample(x_lr[labels.index("2.250")][:2], 2.25,
                                                            SampleConfig.from_dict(SAMPLE), progress=False)
     expected = score(x[:2], mean, s.headers[:2], metric_options(METRICS))["mse"].to_numpy()
-    rows = samplers[(samplers["variant"] == compare.PROTOCOL) & np.isclose(samplers["factor"], 2.25)]
+    rows = samplers[(samplers["variant"] == sampler_study.PROTOCOL) & np.isclose(samplers["factor"], 2.25)]
     assert_allclose(rows["mse"].to_numpy(), expected, rtol=1e-6)
 
 
@@ -317,22 +326,22 @@ def test_protocol_variant_samples_as_the_sample_section_says(samplers, files):
 ])
 def test_impossible_schedules_are_refused_before_sampling(variant, message, files):
     with pytest.raises(ValueError, match=message):
-        compare.sampler_table(files["mssr"], files["testset"], samplers={**SAMPLERS, "variants": [variant]},
+        sampler_study.sampler_table(files["mssr"], files["testset"], samplers={**SAMPLERS, "variants": [variant]},
                               sample=SAMPLE, metrics=METRICS, factors=RUN)
 
 
 def test_sampler_variants_validation():
-    variants = compare.sampler_variants(SAMPLERS, SAMPLE)
-    assert variants[0] == compare.SamplerVariant("protocol", "ddpm", 3, 2, None)
-    assert variants[1] == compare.SamplerVariant("ddim_5", "ddim", 5, 1, None)
+    variants = sampler_study.sampler_variants(SAMPLERS, SAMPLE)
+    assert variants[0] == sampler_study.SamplerVariant("protocol", "ddpm", 3, 2, None)
+    assert variants[1] == sampler_study.SamplerVariant("ddim_5", "ddim", 5, 1, None)
     assert [v.name for v in variants] == ["protocol", "ddim_5", "dpmsolver_3", "ddpm_from_25"]
-    assert compare.check_variants(variants, Diffusion(DIFFUSION)) == [3, 5, 3, 2]
+    assert sampler_study.check_variants(variants, Diffusion(DIFFUSION)) == [3, 5, 3, 2]
     with pytest.raises(ValueError, match="used twice"):
-        compare.sampler_variants({"variants": [{"name": "protocol", "sampler": "ddim", "steps": 5}]}, SAMPLE)
+        sampler_study.sampler_variants({"variants": [{"name": "protocol", "sampler": "ddim", "steps": 5}]}, SAMPLE)
     with pytest.raises(ValueError, match=r"variants\[0\].sampler"):
-        compare.sampler_variants({"variants": [{"name": "a", "sampler": "euler", "steps": 5}]}, SAMPLE)
+        sampler_study.sampler_variants({"variants": [{"name": "a", "sampler": "euler", "steps": 5}]}, SAMPLE)
     with pytest.raises(ValueError, match=r"variants\[0\] has unknown key"):
-        compare.sampler_variants({"variants": [{"name": "a", "sampler": "ddim", "steps": 5, "eta": 1}]}, SAMPLE)
+        sampler_study.sampler_variants({"variants": [{"name": "a", "sampler": "ddim", "steps": 5, "eta": 1}]}, SAMPLE)
     with pytest.raises(TypeError, match=r"variants\[0\].steps"):
-        compare.sampler_variants({"variants": [{"name": "a", "sampler": "ddim", "steps": 5.0}]}, SAMPLE)
+        sampler_study.sampler_variants({"variants": [{"name": "a", "sampler": "ddim", "steps": 5.0}]}, SAMPLE)
 

@@ -166,7 +166,7 @@ def _summary(seed=0, methods=("wiener", "mssr", "baseline"), factors_=(2.25, 1.1
 
 def test_metrics_vs_factor_lines_and_bands():
     summary = _summary()
-    fig = plots._figure_metrics_vs_factor(summary, list(tables.GLOBAL_METRICS))
+    fig = plots.figure_metrics_vs_factor(summary, list(tables.GLOBAL_METRICS))
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len(visible) == 3
     for ax, metric in zip(visible, tables.GLOBAL_METRICS):
@@ -192,12 +192,12 @@ def test_plot_metrics_vs_factor_writes_png(tmp_path):
 def test_metrics_vs_factor_validates():
     summary = _summary()
     with pytest.raises(ValueError, match="identity"):
-        plots._figure_metrics_vs_factor(summary, ["mse"], methods=["identity"])
+        plots.figure_metrics_vs_factor(summary, ["mse"], methods=["identity"])
     with pytest.raises(ValueError, match="psnr"):
-        plots._figure_metrics_vs_factor(summary, ["psnr"])
+        plots.figure_metrics_vs_factor(summary, ["psnr"])
     mixed = pd.concat([summary.assign(testset="blur"), summary.assign(testset="physical")])
     with pytest.raises(ValueError, match="testset"):
-        plots._figure_metrics_vs_factor(mixed, ["mse"])
+        plots.figure_metrics_vs_factor(mixed, ["mse"])
 
 
 # -- Fig. 6 ----------------------------------------------------------------------------------------

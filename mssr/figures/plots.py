@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from mssr import _validate
 from mssr.atomic import atomic_path
 from mssr.evaluation.tables import METHOD_ORDER, summarize
 
@@ -105,29 +106,14 @@ def _validate_nuclei(nuclei) -> tuple[str, str]:
     return nuclei[0], nuclei[1]
 
 
-def _validate_out_path(out_path) -> Path:
+def png_path(out_path) -> Path:
+    """``out_path`` as a Path, checked to name a PNG file (TypeError/ValueError naming ``out_path``)."""
     if not isinstance(out_path, (str, Path)):
         raise TypeError(f"out_path must be a str or Path, got {type(out_path).__name__}")
     out_path = Path(out_path)
     if out_path.suffix.lower() != ".png":
         raise ValueError(f"out_path must end in .png, got {str(out_path)!r}")
     return out_path
-
-
-def _validate_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
-
-def _validate_positive_float(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not (math.isfinite(float(value)) and float(value) > 0):
-        raise ValueError(f"{name} must be finite and > 0, got {value}")
-    return float(value)
 
 
 def _validate_frame_columns(name: str, df, columns: Sequence[str]) -> pd.DataFrame:
@@ -143,7 +129,24 @@ def _validate_frame_columns(name: str, df, columns: Sequence[str]) -> pd.DataFra
 # helpers
 
 
-def _save(fig: Figure, out_path: Path, dpi: int) -> Path:
+def save_figure(fig: Figure, out_path, dpi: int = _DPI) -> Path:
+    """Write ``fig`` as a PNG to ``out_path`` atomically (a reader never sees half a file).
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    out_path : str or Path
+        PNG file (:func:`png_path`).
+    dpi : int
+        Resolution, dots per inch.
+
+    Returns
+    -------
+    Path
+        ``out_path``.
+    """
+    out_path = png_path(out_path)
+    dpi = _validate.positive_int("dpi", dpi)
     with atomic_path(out_path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
     return out_path
@@ -160,7 +163,8 @@ def _ppm_centres(ppm: tuple[float, float], size: int) -> np.ndarray:
     return np.linspace(ppm[0], ppm[1], size)
 
 
-def _ppm_edges(ppm: tuple[float, float], size: int) -> tuple[float, float]:
+def ppm_edges(ppm: tuple[float, float], size: int) -> tuple[float, float]:
+    """Outer edges (ppm) of ``size`` points whose centres run from ``ppm[0]`` to ``ppm[1]`` (for imshow extents)."""
     half = (ppm[0] - ppm[1]) / (size - 1) / 2
     return ppm[0] + half, ppm[1] - half
 
@@ -186,7 +190,8 @@ def _line_with_band(ax, rows: pd.DataFrame, x_col: str, *, color, label: str) ->
     )
 
 
-def _set_nmr_axes(ax, ppm_x, ppm_y, nuclei, *, label_y: bool = True) -> None:
+def set_nmr_axes(ax, ppm_x, ppm_y, nuclei, *, label_y: bool = True) -> None:
+    """Limits (ppm, highest first) and nucleus labels of a spectrum's axes; ``nuclei`` is (indirect, direct)."""
     # NMR convention: shifts grow leftwards and downwards (origin of low ppm at the upper right).
     ax.set_xlim(ppm_x[0], ppm_x[1])
     ax.set_ylim(ppm_y[0], ppm_y[1])
@@ -253,11 +258,11 @@ def contour_levels(x, *, n_levels: int = 12, factor: float = 1.3, start_sd: floa
     """
     if not isinstance(x, np.ndarray):
         raise TypeError(f"x must be a numpy array, got {type(x).__name__}")
-    n_levels = _validate_positive_int("n_levels", n_levels)
-    factor = _validate_positive_float("factor", factor)
+    n_levels = _validate.positive_int("n_levels", n_levels)
+    factor = _validate.positive("factor", factor)
     if factor <= 1.0:
         raise ValueError(f"factor must be > 1, got {factor}")
-    start_sd = _validate_positive_float("start_sd", start_sd)
+    start_sd = _validate.positive("start_sd", start_sd)
     noise_sd = robust_noise_sd(x)
     if noise_sd > 0:
         start = start_sd * noise_sd
@@ -270,7 +275,8 @@ def contour_levels(x, *, n_levels: int = 12, factor: float = 1.3, start_sd: floa
     return (start * factor ** np.arange(n_levels)).astype(dtype)
 
 
-def _draw_contours(ax, x: np.ndarray, levels: np.ndarray, ppm_x, ppm_y) -> None:
+def draw_contours(ax, x: np.ndarray, levels: np.ndarray, ppm_x, ppm_y) -> None:
+    """Positive (blue) and negative (red, the mirrored levels) contours of ``x`` on ppm axes ``(hi, lo)``."""
     xs = _ppm_centres(ppm_x, x.shape[1])
     ys = _ppm_centres(ppm_y, x.shape[0])
     data = np.asarray(x, dtype=float)
@@ -318,8 +324,8 @@ def _figure_spectra(
     fig = Figure(figsize=(3.0 * n + 0.6, 3.4), layout="constrained")
     axes = fig.subplots(1, n, sharex=True, sharey=True, squeeze=False)[0]
     for i, (ax, (name, x)) in enumerate(zip(axes, checked)):
-        _draw_contours(ax, x, levels, ppm_x, ppm_y)
-        _set_nmr_axes(ax, ppm_x, ppm_y, nuclei, label_y=i == 0)
+        draw_contours(ax, x, levels, ppm_x, ppm_y)
+        set_nmr_axes(ax, ppm_x, ppm_y, nuclei, label_y=i == 0)
         ax.set_title(name)
     if title:
         fig.suptitle(title)
@@ -364,10 +370,10 @@ def plot_spectra(
     Path
         ``out_path``.
     """
-    out_path = _validate_out_path(out_path)
-    dpi = _validate_positive_int("dpi", dpi)
+    out_path = png_path(out_path)
+    dpi = _validate.positive_int("dpi", dpi)
     fig = _figure_spectra(panels, ppm_x=ppm_x, ppm_y=ppm_y, nuclei=nuclei, levels=levels, title=title)
-    return _save(fig, out_path, dpi)
+    return save_figure(fig, out_path, dpi)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,7 +389,8 @@ def _single_valued_groups(summary: pd.DataFrame, used: Sequence[str], name: str)
         )
 
 
-def _figure_metrics_vs_factor(summary, metrics, *, methods=None) -> Figure:
+def figure_metrics_vs_factor(summary, metrics, *, methods=None) -> Figure:
+    """The figure of :func:`plot_metrics_vs_factor`, not yet written (callers may annotate it)."""
     summary = _validate_frame_columns("summary", summary, ("method", "factor", "metric", "mean", "ci_low", "ci_high"))
     if isinstance(metrics, str) or not isinstance(metrics, Sequence) or not metrics:
         raise TypeError(f"metrics must be a non-empty list of metric names, got {metrics!r}")
@@ -447,9 +454,9 @@ def plot_metrics_vs_factor(
     Path
         ``out_path``.
     """
-    out_path = _validate_out_path(out_path)
-    dpi = _validate_positive_int("dpi", dpi)
-    return _save(_figure_metrics_vs_factor(summary, metrics, methods=methods), out_path, dpi)
+    out_path = png_path(out_path)
+    dpi = _validate.positive_int("dpi", dpi)
+    return save_figure(figure_metrics_vs_factor(summary, metrics, methods=methods), out_path, dpi)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -513,9 +520,9 @@ def plot_steps_sweep(
     Path
         ``out_path``.
     """
-    out_path = _validate_out_path(out_path)
-    dpi = _validate_positive_int("dpi", dpi)
-    return _save(_figure_steps_sweep(df, metric=metric, n_boot=n_boot, ci=ci, seed=seed), out_path, dpi)
+    out_path = png_path(out_path)
+    dpi = _validate.positive_int("dpi", dpi)
+    return save_figure(_figure_steps_sweep(df, metric=metric, n_boot=n_boot, ci=ci, seed=seed), out_path, dpi)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -545,19 +552,19 @@ def _figure_uncertainty(mean, std, truth, *, ppm_x, ppm_y, nuclei=("15N", "1H"),
     ppm_x = _validate_ppm("ppm_x", ppm_x)
     ppm_y = _validate_ppm("ppm_y", ppm_y)
     nuclei = _validate_nuclei(nuclei)
-    n_bins = _validate_positive_int("n_bins", n_bins)
+    n_bins = _validate.positive_int("n_bins", n_bins)
 
     std64 = np.asarray(std, dtype=float)
     abs_err = np.abs(np.asarray(mean, dtype=float) - np.asarray(truth, dtype=float))
     fig = Figure(figsize=(14.0, 3.5), layout="constrained")
     ax_pred, ax_std, ax_err, ax_cal = fig.subplots(1, 4)
 
-    _draw_contours(ax_pred, mean, contour_levels(truth), ppm_x, ppm_y)
-    _set_nmr_axes(ax_pred, ppm_x, ppm_y, nuclei)
+    draw_contours(ax_pred, mean, contour_levels(truth), ppm_x, ppm_y)
+    set_nmr_axes(ax_pred, ppm_x, ppm_y, nuclei)
     ax_pred.set_title("prediction (mean of repeats)")
 
-    x_edges = _ppm_edges(ppm_x, mean.shape[1])
-    y_edges = _ppm_edges(ppm_y, mean.shape[0])
+    x_edges = ppm_edges(ppm_x, mean.shape[1])
+    y_edges = ppm_edges(ppm_y, mean.shape[0])
     # Row 0 (highest indirect ppm) sits at the 'top' extent value; set_ylim then flips the axis
     # to the NMR orientation, so data coordinates stay exact ppm.
     extent = (x_edges[0], x_edges[1], y_edges[1], y_edges[0])
@@ -630,10 +637,10 @@ def plot_uncertainty(
     Path
         ``out_path``.
     """
-    out_path = _validate_out_path(out_path)
-    dpi = _validate_positive_int("dpi", dpi)
+    out_path = png_path(out_path)
+    dpi = _validate.positive_int("dpi", dpi)
     fig = _figure_uncertainty(mean, std, truth, ppm_x=ppm_x, ppm_y=ppm_y, nuclei=nuclei, n_bins=n_bins)
-    return _save(fig, out_path, dpi)
+    return save_figure(fig, out_path, dpi)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -696,6 +703,11 @@ def plot_loss_curves(history: pd.DataFrame, out_path, *, dpi: int = _DPI) -> Pat
     Path
         ``out_path``.
     """
-    out_path = _validate_out_path(out_path)
-    dpi = _validate_positive_int("dpi", dpi)
-    return _save(_figure_loss_curves(history), out_path, dpi)
+    out_path = png_path(out_path)
+    dpi = _validate.positive_int("dpi", dpi)
+    return save_figure(_figure_loss_curves(history), out_path, dpi)
+
+
+# Private names still called by mssr.enhance.run (owned elsewhere); to be removed once it calls the
+# public ones.
+_draw_contours, _set_nmr_axes, _ppm_edges, _save = draw_contours, set_nmr_axes, ppm_edges, save_figure

@@ -55,7 +55,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mssr import degrade
+from mssr import _validate, degrade
 from mssr.model import network as mssr_model
 from mssr.atomic import atomic_path
 from mssr.model.checkpoint import (
@@ -217,41 +217,17 @@ def _validate_factor_value(f) -> float:
     return float(f)
 
 
-def _check_int(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"TrainConfig.{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"TrainConfig.{name} must be >= {minimum}, got {value}")
-
-
-def _check_float(name: str, value, low: float, high: float, *, high_open: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"TrainConfig.{name} must be a number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value) or value < low or value > high or (high_open and value == high):
-        bound = f"[{low}, {high})" if high_open else f"[{low}, {high}]"
-        raise ValueError(f"TrainConfig.{name} must be in {bound}, got {value}")
-
-
 def _validate_train_config(cfg: TrainConfig) -> None:
-    _check_int("epochs", cfg.epochs, 1)
-    _check_int("batch_size", cfg.batch_size, 1)
-    _check_int("warmup_steps", cfg.warmup_steps, 0)
-    _check_int("seed", cfg.seed, 0)
-    _check_int("num_workers", cfg.num_workers, 0)
-    _check_int("checkpoint_every", cfg.checkpoint_every, 0)
-    _check_int("val_every", cfg.val_every, 1)
-    _check_int("log_every", cfg.log_every, 1)
-    _check_float("lr", cfg.lr, 0.0, math.inf)
-    if cfg.lr <= 0:
-        raise ValueError(f"TrainConfig.lr must be > 0, got {cfg.lr}")
-    _check_float("weight_decay", cfg.weight_decay, 0.0, math.inf)
-    _check_float("ema_decay", cfg.ema_decay, 0.0, 1.0, high_open=True)
-    _check_float("grad_clip", cfg.grad_clip, 0.0, math.inf)
+    for name, minimum in (("epochs", 1), ("batch_size", 1), ("warmup_steps", 0), ("seed", 0), ("num_workers", 0),
+                          ("checkpoint_every", 0), ("val_every", 1), ("log_every", 1)):
+        _validate.integer(f"TrainConfig.{name}", getattr(cfg, name), minimum)
+    _validate.positive("TrainConfig.lr", cfg.lr)
+    _validate.nonnegative("TrainConfig.weight_decay", cfg.weight_decay)
+    _validate.number_in("TrainConfig.ema_decay", cfg.ema_decay, 0.0, 1.0, high_open=True)
+    _validate.nonnegative("TrainConfig.grad_clip", cfg.grad_clip)
     for name, kind in (("lr_schedule", LRSchedule), ("precision", Precision), ("device", Device),
                        ("degrade_model", degrade.DegradeModel)):
-        if getattr(cfg, name) not in get_args(kind):
-            raise ValueError(f"TrainConfig.{name} must be one of {get_args(kind)}, got {getattr(cfg, name)!r}")
+        _validate.choice(f"TrainConfig.{name}", getattr(cfg, name), get_args(kind))
     if not isinstance(cfg.allow_cpu_bf16, bool):
         raise TypeError(f"TrainConfig.allow_cpu_bf16 must be a bool, got {type(cfg.allow_cpu_bf16).__name__}")
     if not isinstance(cfg.factors, tuple) or not cfg.factors:
@@ -418,18 +394,13 @@ def _deferred_interrupts():
 
 def _validate_train_args(train_h5, val_h5, out_dir, model_cfg, diffusion_cfg, train_cfg):
     for name, path in (("train_h5", train_h5), ("val_h5", val_h5)):
-        if not isinstance(path, (str, Path)):
-            raise TypeError(f"{name} must be a path, got {type(path).__name__}")
-        if not Path(path).is_file():
+        if not _validate.path(name, path).is_file():
             raise ValueError(f"{name}: {path} does not exist")
-    if not isinstance(out_dir, (str, Path)):
-        raise TypeError(f"out_dir must be a path, got {type(out_dir).__name__}")
-    if not isinstance(model_cfg, mssr_model.ModelConfig):
-        raise TypeError(f"model_cfg must be a ModelConfig, got {type(model_cfg).__name__}")
-    if not isinstance(diffusion_cfg, DiffusionConfig):
-        raise TypeError(f"diffusion_cfg must be a DiffusionConfig, got {type(diffusion_cfg).__name__}")
-    if not isinstance(train_cfg, TrainConfig):
-        raise TypeError(f"train_cfg must be a TrainConfig, got {type(train_cfg).__name__}")
+    _validate.path("out_dir", out_dir)
+    for name, value, kind in (("model_cfg", model_cfg, mssr_model.ModelConfig),
+                              ("diffusion_cfg", diffusion_cfg, DiffusionConfig), ("train_cfg", train_cfg, TrainConfig)):
+        if not isinstance(value, kind):
+            raise TypeError(f"{name} must be a {kind.__name__}, got {type(value).__name__}")
 
 
 def _resolve_task(model_cfg, train_cfg: TrainConfig, factor):
@@ -690,6 +661,7 @@ def _save_final(run: _Run, model_cfg, out_dir: Path, *, task: dict, data: Traini
         "mlflow_run_id": tracker.run_id if tracker is not None else None,
         "tracking_uri": tracker.uri if tracker is not None else None,
         "final": final,
+        **task.get("record", {}),
     }
     final_unet = run.ema.model(run.unet) if run.ema is not None else run.unet
     mssr_model.save_model(final_unet, model_cfg, out_dir, extra=extra)
@@ -713,6 +685,8 @@ def train(
     tracking=None,
     progress: bool = True,
     callback: Callable[[dict], None] | None = None,
+    data: TrainingData | None = None,
+    record: dict | None = None,
 ) -> Path:
     """Train MSSR (``factor=None``) or the baseline of one factor; resume if a checkpoint exists.
 
@@ -741,6 +715,12 @@ def train(
     callback : callable, optional
         Called after every optimizer step with ``{'step', 'epoch', 'loss', 'lr'}``; an exception
         it raises stops training (a KeyboardInterrupt writes a checkpoint first).
+    data : TrainingData, optional
+        Train on these data sets instead of the sample sets ``train_h5`` and ``val_h5`` (which
+        are then only recorded): e.g. the native mode's patches (:mod:`mssr.data.patches`).
+    record : dict, optional
+        JSON-ready entries added to the model's ``config.json`` (``extra``), e.g. what the
+        native mode needs to know at inference.
 
     Returns
     -------
@@ -757,7 +737,10 @@ def train(
     FloatingPointError
         If the loss becomes NaN or infinite (the last checkpoint is kept).
     """
-    _validate_train_args(train_h5, val_h5, out_dir, model_cfg, diffusion_cfg, train_cfg)
+    if data is None:
+        _validate_train_args(train_h5, val_h5, out_dir, model_cfg, diffusion_cfg, train_cfg)
+    elif not isinstance(data, TrainingData):
+        raise TypeError(f"data must be a TrainingData, got {type(data).__name__}")
     model_cfg, factors, factor = _resolve_task(model_cfg, train_cfg, factor)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -765,7 +748,8 @@ def train(
     kind = "mssr" if factor is None else "baseline"
     run_name = f"mssr_{model_cfg.conditioning}" if factor is None else f"baseline_{factor_label(factor)}"
 
-    data = training_data(train_h5, val_h5, model_cfg, cfg, factors)
+    if data is None:
+        data = training_data(train_h5, val_h5, model_cfg, cfg, factors)
     fingerprint = _fingerprint(model_cfg, diffusion_cfg, cfg, factor, data.sha256)
     run = _build_run(run_name, model_cfg, diffusion_cfg, cfg, len(data.train), out_dir, fingerprint)
     log.info("training %s on %s: %d spectra (%d validation), %d epochs x %d steps, batch %d, factors %s, "
@@ -773,7 +757,7 @@ def train(
              run.total_steps // cfg.epochs, cfg.batch_size, ",".join(factor_label(f) for f in factors),
              "bf16" if run.autocast_dtype is not None else "fp32")
 
-    task = {"kind": kind, "factor": factor, "factors": factors}
+    task = {"kind": kind, "factor": factor, "factors": factors, "record": dict(record or {})}
     resolved = {"model": model_cfg.to_dict(), "diffusion": diffusion_cfg.to_dict(), "train": cfg.to_dict(),
                 "task": {"kind": kind, "factor": factor_label(factor) if factor is not None else None,
                          "factors": [factor_label(f) for f in factors]},

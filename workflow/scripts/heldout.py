@@ -5,7 +5,7 @@ import sys
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-from mssr.evaluation.studies import write_heldout
+from mssr.evaluation.heldout import write_heldout
 
 write_heldout(
     snakemake.input.testset,

@@ -5,7 +5,7 @@ import sys
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-from mssr.evaluation.studies import write_samplers
+from mssr.evaluation.samplers import write_samplers
 
 write_samplers(
     snakemake.input.model,

@@ -7,7 +7,7 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 
 from pathlib import Path
 
-from mssr.evaluation.studies import train_continuous
+from mssr.evaluation.heldout import train_continuous
 
 train_continuous(
     snakemake.params.cfg,

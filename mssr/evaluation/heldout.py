@@ -1,7 +1,5 @@
-"""Comparisons beside the paper's protocol: a continuous-factor MSSR on unseen factors, and samplers.
+"""A continuous-factor MSSR on factors it never saw (held out of Table 1, or off it).
 
-Continuous factor, held-out factors
------------------------------------
 The paper's MSSR embeds the upscaling factor ``f = high MHz / low MHz`` as one of 14 classes, so it
 can only be asked for the field pairs of Table 1. The continuous variant
 (:class:`mssr.model.network.ModelConfig` ``conditioning='continuous'``) embeds ``1000 * ln f`` like a
@@ -27,15 +25,6 @@ where the embedding network has never been; and under the paper's low-field mode
 sigma = 1/f = 0.2 px, almost none, so the test would measure denoising, while a real 80 MHz protein
 spectrum differs from a 400 MHz one by strong coupling and ~11x less sensitivity, which no blur
 models. Such factors are accepted but flagged ``extrapolated`` in the table and logged.
-
-Samplers
---------
-:func:`sampler_table` samples a subset of the blur test set with the run's protocol (the
-``sample`` config section, listed first as ``'protocol'``) and with each configured variant (DDIM
-and DPM-Solver++ with few steps, DDPM started from the noised low-field input at an intermediate
-step), and records the nine metrics and the wall time per spectrum. Every variant's schedule is
-checked before anything is sampled (DDIM steps must divide T; DPM-Solver++ with log-SNR spacing
-refuses step counts that repeat timesteps; ``start_step`` must reach a timestep of the schedule).
 """
 
 from __future__ import annotations
@@ -43,36 +32,30 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import re
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
 from numbers import Real
 from pathlib import Path
 from typing import Literal, get_args
 
-import matplotlib
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from mssr.evaluation import classical
+from mssr import _validate
 from mssr import degrade as _degrade
-from mssr.atomic import atomic_path
 from mssr.config import degrade_params, set_threads, train_from_config
 from mssr.data.store import read_samples
-from mssr.model.diffusion import Sampler
-from mssr.evaluation.scoring import metric_options, score, sweep_factors
-from mssr.factors import FACTOR_LABELS, FACTORS, as_factor, factor_label
-from mssr.model.sample import Enhancer, SampleConfig
+from mssr.evaluation import timed
 from mssr.evaluation.metrics import METRIC_NAMES
-from mssr.figures.plots import METRIC_LABELS, _figure_metrics_vs_factor, _save
-from mssr.evaluation.predictions import deconvolution_kernel
+from mssr.evaluation.scoring import metric_options
 from mssr.evaluation.tables import METRICS, summarize
 from mssr.evaluation.testsets import read_testset
+from mssr.factors import FACTOR_LABELS, FACTORS, as_factor, factor_label
+from mssr.figures.plots import figure_metrics_vs_factor, png_path, save_figure
+from mssr.model.sample import Enhancer, SampleConfig
 
 log = logging.getLogger(__name__)
+
 
 Reference = Literal["none", "neighbours", "all"]
 """Trained factors the continuous model is also scored on: none, the nearest trained factor below
@@ -93,22 +76,8 @@ HELDOUT_COLUMNS: tuple[str, ...] = (
 )
 """Columns of the held-out table (:func:`heldout_table`)."""
 
-SAMPLER_COLUMNS: tuple[str, ...] = (
-    "variant", "sampler", "steps", "repeats", "start_step", "nfe", "factor", "sample", *METRIC_NAMES,
-    "seconds", "peak_shift_ppm", "protein", "experiment",
-)
-"""Columns of the sampler table (:func:`sampler_table`)."""
-
-PROTOCOL = "protocol"
-"""Name of the variant that samples as the ``sample`` config section says."""
-
-SAMPLER_FIGURE_METRICS: tuple[str, ...] = ("mse", "ssim", "missed_peak_ratio", "hallucination_ratio")
-"""Metrics drawn against time per spectrum in the sampler figure (bounded ones: R^2 has no lower
-bound, and a few failed spectra would set the scale)."""
-
 # Factors closer than this are the same factor (as in mssr.factors).
 _FACTOR_TOL = 5e-4
-_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -132,27 +101,6 @@ def _validate_reference(reference) -> str:
         raise ValueError(f"continuous.reference must be one of {get_args(Reference)}, got {reference!r}")
     return reference
 
-
-def _validate_path(name: str, path) -> Path:
-    if not isinstance(path, (str, Path)):
-        raise TypeError(f"{name} must be a path, got {type(path).__name__}")
-    if not Path(path).exists():
-        raise ValueError(f"{name}: {path} does not exist")
-    return Path(path)
-
-
-def _validate_section(name: str, section) -> dict:
-    if not isinstance(section, Mapping):
-        raise TypeError(f"{name} must be a mapping (the config section), got {type(section).__name__}")
-    return dict(section)
-
-
-def _validate_count(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
 
 
 def _validate_field_pair(i: int, pair) -> tuple[float, float]:
@@ -308,11 +256,11 @@ def continuous_config(cfg: Mapping, *, epochs: int | None = None) -> dict:
     dict
         A deep copy with those keys replaced.
     """
-    cfg = _validate_section("cfg", cfg)
+    cfg = _validate.mapping("cfg", cfg)
     out = copy.deepcopy(cfg)
     out["model"] = {**dict(cfg["model"]), "conditioning": "continuous"}
     if epochs is not None:
-        out["train"] = {**dict(cfg["train"]), "epochs": _validate_count("continuous.epochs", epochs)}
+        out["train"] = {**dict(cfg["train"]), "epochs": _validate.positive_int("continuous.epochs", epochs)}
     return out
 
 
@@ -380,8 +328,8 @@ def offtable_inputs(test_h5, factors, *, degrade: Mapping) -> tuple[np.ndarray, 
     headers : list of dict
         Spectrum headers of the N samples.
     """
-    degrade = _validate_section("degrade", degrade)
-    test = read_samples(_validate_path("test_h5", test_h5))
+    degrade = _validate.mapping("degrade", degrade)
+    test = read_samples(_validate.path("test_h5", test_h5, exists=True))
     x_lr = _degrade.precompute(test.x, [float(f) for f in factors], model=degrade.get("model", "paper"),
                                seed=int(degrade.get("test_seed", 0)), headers=test.headers,
                                **degrade_params(degrade))
@@ -390,10 +338,6 @@ def offtable_inputs(test_h5, factors, *, degrade: Mapping) -> tuple[np.ndarray, 
 
 # ---------------------------------------------------------------------------------------------
 # held-out factors
-
-
-def _load_enhancer(name: str, path, device: str) -> Enhancer:
-    return Enhancer(_validate_path(name, path), device=device)
 
 
 def _trained_labels(enhancer: Enhancer) -> list[str]:
@@ -410,34 +354,6 @@ def _baseline_factor(enhancer: Enhancer) -> str:
         raise ValueError(f"{enhancer.model_dir}: not a single-factor baseline (conditioning "
                          f"{enhancer.predictor.conditioning!r}, factors {trained})")
     return factor_label(as_factor(label))
-
-
-def _warm_up(enhancer: Enhancer, x_lr: np.ndarray, factor: float, cfg: SampleConfig) -> None:
-    # The first network call of a process pays for lazy initialization; keep it out of the timings.
-    enhancer.sample(x_lr[:1], factor, replace(cfg, sampler="ddpm", steps=1, repeats=1, start_step=None),
-                    progress=False)
-
-
-def _sample_timed(enhancer: Enhancer, x_lr: np.ndarray, factor: float, cfg: SampleConfig) -> tuple[np.ndarray, float]:
-    start = time.perf_counter()
-    mean, _ = enhancer.sample(x_lr, factor, cfg, progress=False)
-    return mean, (time.perf_counter() - start) / len(x_lr)
-
-
-def _classical_timed(method: str, x_lr: np.ndarray, factor: float, degrade: dict) -> tuple[np.ndarray, float]:
-    start = time.perf_counter()
-    if method == "identity":
-        pred = x_lr.copy()
-    else:
-        pred = classical.enhance_many(x_lr, deconvolution_kernel(factor, x_lr.shape[-2:], degrade), method=method)
-    return pred, (time.perf_counter() - start) / len(x_lr)
-
-
-def _scored(x, pred, headers, options, **columns) -> pd.DataFrame:
-    table = score(x, pred, headers, options)
-    for i, (name, value) in enumerate(columns.items()):
-        table.insert(i, name, value)
-    return table
 
 
 def _check_testset_matches(testset_attrs: dict, degrade: dict, testset_h5) -> None:
@@ -498,16 +414,16 @@ def heldout_table(testset_h5, test_h5, *, continuous_model, class_model, baselin
         with another low-field model, seed or parameters than ``degrade`` says, or ``test_h5`` is
         not the split it was built from.
     """
-    continuous = _validate_section("continuous", continuous)
-    degrade = _validate_section("degrade", degrade)
-    cfg = SampleConfig.from_dict(dict(_validate_section("sample", sample)))
-    options = metric_options(_validate_section("metrics", metrics))
+    continuous = _validate.mapping("continuous", continuous)
+    degrade = _validate.mapping("degrade", degrade)
+    cfg = SampleConfig.from_dict(dict(_validate.mapping("sample", sample)))
+    options = metric_options(_validate.mapping("metrics", metrics))
     reference = _validate_reference(continuous.get("reference", "neighbours"))
     off_table = offtable_factors(continuous.get("off_table_mhz") or [])
 
-    x, x_lr_all, labels, s = read_testset(_validate_path("testset_h5", testset_h5))
+    x, x_lr_all, labels, s = read_testset(_validate.path("testset_h5", testset_h5, exists=True))
     _check_testset_matches(s.attrs, degrade, testset_h5)
-    cont = _load_enhancer("continuous_model", continuous_model, cfg.device)
+    cont = timed.load_enhancer("continuous_model", continuous_model, cfg.device)
     if cont.predictor.conditioning != "continuous":
         raise ValueError(f"continuous_model: {cont.model_dir} has {cont.predictor.conditioning!r} conditioning, "
                          "not 'continuous'")
@@ -521,12 +437,12 @@ def heldout_table(testset_h5, test_h5, *, continuous_model, class_model, baselin
         raise ValueError("continuous.heldout is empty: there is no unseen Table-1 factor to evaluate")
     lo, hi = float(trained[0]), float(trained[-1])
 
-    mssr = _load_enhancer("class_model", class_model, cfg.device)
+    mssr = timed.load_enhancer("class_model", class_model, cfg.device)
     if mssr.predictor.conditioning != "class":
         raise ValueError(f"class_model: {mssr.model_dir} has {mssr.predictor.conditioning!r} conditioning, not 'class'")
     baselines = {}
     for i, path in enumerate(baseline_models):
-        enhancer = _load_enhancer(f"baseline_models[{i}]", path, cfg.device)
+        enhancer = timed.load_enhancer(f"baseline_models[{i}]", path, cfg.device)
         baselines[_baseline_factor(enhancer)] = enhancer
     missing = [f for f in heldout if f not in baselines]
     if missing:
@@ -547,11 +463,11 @@ def heldout_table(testset_h5, test_h5, *, continuous_model, class_model, baselin
                         f, lo, hi)
 
     for enhancer in (cont, mssr, *(baselines[f] for f in heldout)):
-        _warm_up(enhancer, x_lr_all[0], float(as_factor(labels[0])), cfg)
+        timed.warm_up(enhancer, x_lr_all[0], float(as_factor(labels[0])), cfg)
     parts = []
 
     def add(method, f, pred, seconds, *, table1, unseen, truth_x, headers):
-        parts.append(_scored(truth_x, pred, headers, options, method=method, factor=f, table1=table1,
+        parts.append(timed.scored(truth_x, pred, headers, options, method=method, factor=f, table1=table1,
                              heldout=unseen, extrapolated=not lo - _FACTOR_TOL <= f <= hi + _FACTOR_TOL,
                              seconds=seconds))
 
@@ -559,23 +475,23 @@ def heldout_table(testset_h5, test_h5, *, continuous_model, class_model, baselin
         f = float(as_factor(label))
         x_lr = x_lr_all[labels.index(label)]
         for method, enhancer in ((CONTINUOUS_METHOD, cont), ("mssr", mssr), ("baseline", baselines[label])):
-            pred, seconds = _sample_timed(enhancer, x_lr, f, cfg)
+            pred, seconds = timed.sample_timed(enhancer, x_lr, f, cfg)
             add(method, f, pred, seconds, table1=True, unseen=True, truth_x=x, headers=s.headers)
         for method in CLASSICAL_METHODS:
-            pred, seconds = _classical_timed(method, x_lr, f, degrade)
+            pred, seconds = timed.classical_timed(method, x_lr, f, degrade)
             add(method, f, pred, seconds, table1=True, unseen=True, truth_x=x, headers=s.headers)
         log.info("held-out factor %s: %s", label, _mse_summary(parts[-len(HELDOUT_METHODS):]))
     for label in reference_factors(labels, trained, heldout, reference):
         f = float(as_factor(label))
-        pred, seconds = _sample_timed(cont, x_lr_all[labels.index(label)], f, cfg)
+        pred, seconds = timed.sample_timed(cont, x_lr_all[labels.index(label)], f, cfg)
         add(CONTINUOUS_METHOD, f, pred, seconds, table1=True, unseen=False, truth_x=x, headers=s.headers)
         log.info("trained factor %s: %s", label, _mse_summary(parts[-1:]))
     for k, f in enumerate(off_table):
         x_lr = x_lr_off[k]
-        pred, seconds = _sample_timed(cont, x_lr, f, cfg)
+        pred, seconds = timed.sample_timed(cont, x_lr, f, cfg)
         add(CONTINUOUS_METHOD, f, pred, seconds, table1=False, unseen=True, truth_x=truth, headers=headers_off)
         for method in CLASSICAL_METHODS:
-            pred, seconds = _classical_timed(method, x_lr, f, degrade)
+            pred, seconds = timed.classical_timed(method, x_lr, f, degrade)
             add(method, f, pred, seconds, table1=False, unseen=True, truth_x=truth, headers=headers_off)
         log.info("off-table factor %.4f: %s", f, _mse_summary(parts[-1 - len(CLASSICAL_METHODS):]))
 
@@ -618,12 +534,10 @@ def plot_heldout(df: pd.DataFrame, out_path, *, metrics: Sequence[str] = METRICS
     missing = [c for c in ("method", "factor", "table1", "heldout") if c not in df.columns]
     if missing:
         raise ValueError(f"df lacks the column(s) {missing}; pass the output of heldout_table")
-    out_path = Path(out_path)
-    if out_path.suffix.lower() != ".png":
-        raise ValueError(f"out_path must end in .png, got {str(out_path)!r}")
+    out_path = png_path(out_path)
     summary = summarize(df, by=("method", "factor"), metrics=list(metrics), n_boot=n_boot, seed=seed)
     methods = [m for m in HELDOUT_METHODS if m in set(df["method"])]
-    fig = _figure_metrics_vs_factor(summary, list(metrics), methods=methods)
+    fig = figure_metrics_vs_factor(summary, list(metrics), methods=methods)
     heldout = sorted(df.loc[df["table1"].astype(bool) & df["heldout"].astype(bool), "factor"].unique())
     off_table = sorted(df.loc[~df["table1"].astype(bool), "factor"].unique())
     for ax in fig.axes:
@@ -640,7 +554,7 @@ def plot_heldout(df: pd.DataFrame, out_path, *, metrics: Sequence[str] = METRICS
     for legend in list(fig.legends):
         legend.remove()
     fig.legend(handles, names, loc="outside upper center", ncols=min(len(names), 4), frameon=False)
-    return _save(fig, out_path, dpi)
+    return save_figure(fig, out_path, dpi)
 
 
 def write_heldout(testset_h5, test_h5, out_csv, out_png, *, continuous_model, class_model,
@@ -660,278 +574,13 @@ def write_heldout(testset_h5, test_h5, out_csv, out_png, *, continuous_model, cl
     df = heldout_table(testset_h5, test_h5, continuous_model=continuous_model, class_model=class_model,
                        baseline_models=baseline_models, continuous=continuous, sample=sample, degrade=degrade,
                        metrics=metrics)
-    _write_csv(df, out_csv)
+    timed.write_table(df, out_csv)
     plot_heldout(df, out_png, n_boot=int(dict(metrics).get("bootstrap", 1000)), seed=seed)
     return Path(out_csv)
 
 
-def _write_csv(df: pd.DataFrame, out_csv) -> None:
-    with atomic_path(out_csv) as tmp:
-        df.to_csv(tmp, index=False)
-    log.info("%d rows -> %s", len(df), out_csv)
-
-
-# ---------------------------------------------------------------------------------------------
-# samplers
-
-
-@dataclass(frozen=True)
-class SamplerVariant:
-    """One sampling option compared with the protocol.
-
-    Attributes
-    ----------
-    name : str
-        Name in the table and figure (letters, digits, ``_.-``).
-    sampler : {'ddpm', 'ddim', 'dpmsolver'}
-        See :meth:`mssr.model.diffusion.Diffusion.make_scheduler`.
-    steps : int
-        Steps of the full schedule.
-    repeats : int
-        Samples averaged per spectrum.
-    start_step : int or None
-        Start from the low-field input noised to the first schedule timestep <= this training
-        timestep (None: from pure noise).
-    """
-
-    name: str
-    sampler: Sampler
-    steps: int
-    repeats: int
-    start_step: int | None = None
-
-    def config(self, base: SampleConfig) -> SampleConfig:
-        """``base`` (batch size, seed, device) with this variant's sampler, steps, repeats, start."""
-        return replace(base, sampler=self.sampler, steps=self.steps, repeats=self.repeats,
-                       start_step=self.start_step)
-
-
-def _validate_variant(i: int, d, base: SampleConfig) -> SamplerVariant:
-    where = f"samplers.variants[{i}]"
-    if not isinstance(d, Mapping):
-        raise TypeError(f"{where} must be a mapping with name, sampler, steps, repeats, start_step; got {d!r}")
-    unknown = sorted(set(d) - {"name", "sampler", "steps", "repeats", "start_step"})
-    if unknown:
-        raise ValueError(f"{where} has unknown key(s) {unknown}")
-    for key in ("name", "sampler", "steps"):
-        if key not in d:
-            raise ValueError(f"{where} needs {key!r}")
-    name = d["name"]
-    if not isinstance(name, str) or not _NAME_PATTERN.match(name):
-        raise ValueError(f"{where}.name must be letters, digits, '_', '.' or '-', got {name!r}")
-    if d["sampler"] not in get_args(Sampler):
-        raise ValueError(f"{where}.sampler must be one of {get_args(Sampler)}, got {d['sampler']!r}")
-    steps = _validate_count(f"{where}.steps", d["steps"])
-    repeats = _validate_count(f"{where}.repeats", d.get("repeats") if d.get("repeats") is not None else base.repeats)
-    start = d.get("start_step")
-    if start is not None:
-        start = _validate_count(f"{where}.start_step", start)
-    return SamplerVariant(name=name, sampler=d["sampler"], steps=steps, repeats=repeats, start_step=start)
-
-
-def sampler_variants(samplers: Mapping, sample: Mapping) -> list[SamplerVariant]:
-    """The protocol (the ``sample`` section, named ``'protocol'``) followed by the configured variants.
-
-    Parameters
-    ----------
-    samplers : mapping
-        The ``samplers`` config section; ``variants`` is a list of mappings with ``name``,
-        ``sampler``, ``steps`` and optionally ``repeats`` (default: the protocol's) and
-        ``start_step``.
-    sample : mapping
-        The ``sample`` config section.
-
-    Returns
-    -------
-    list of SamplerVariant
-        Names unique.
-    """
-    samplers = _validate_section("samplers", samplers)
-    base = SampleConfig.from_dict(dict(_validate_section("sample", sample)))
-    variants = [SamplerVariant(PROTOCOL, base.sampler, base.steps, base.repeats, base.start_step)]
-    raw = samplers.get("variants") or []
-    if isinstance(raw, (str, bytes, Mapping)) or not isinstance(raw, Sequence):
-        raise TypeError(f"samplers.variants must be a list of variants, got {raw!r}")
-    for i, d in enumerate(raw):
-        v = _validate_variant(i, d, base)
-        if any(v.name == u.name for u in variants):
-            raise ValueError(f"samplers.variants[{i}].name {v.name!r} is used twice ('{PROTOCOL}' is the "
-                             "sample section's)")
-        variants.append(v)
-    return variants
-
-
-def check_variants(variants: Sequence[SamplerVariant], diffusion) -> list[int]:
-    """Network evaluations per chain of each variant, refusing schedules the sampler cannot run.
-
-    Parameters
-    ----------
-    variants : sequence of SamplerVariant
-    diffusion : mssr.model.diffusion.Diffusion
-        The model's noise schedule (T).
-
-    Returns
-    -------
-    list of int
-        Timesteps each variant's chains run through (``steps``, fewer with ``start_step``).
-
-    Raises
-    ------
-    ValueError
-        Naming the variant: DDIM steps that do not divide T, DPM-Solver++ step counts that repeat
-        timesteps, more steps than T, a ``start_step`` >= T or below every timestep.
-    """
-    nfe = []
-    for v in variants:
-        try:
-            nfe.append(len(diffusion.schedule_timesteps(v.sampler, v.steps, start_step=v.start_step)))
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"sampler variant {v.name!r} ({v.sampler}, {v.steps} steps, start_step "
-                             f"{v.start_step}): {exc}") from exc
-    return nfe
-
-
-def sampler_table(model, testset_h5, *, samplers: Mapping, sample: Mapping, metrics: Mapping,
-                  factors) -> pd.DataFrame:
-    """Metrics and wall time per spectrum of every sampler variant on a subset of a test set.
-
-    Parameters
-    ----------
-    model : path
-        The model's folder or weights file (MSSR).
-    testset_h5 : path
-        Test set (:mod:`mssr.evaluation.testsets`).
-    samplers : mapping
-        The ``samplers`` section: ``n_samples`` (first spectra of the test set), ``factors``
-        (how many factors, spread evenly over ``factors`` as in the sweep) and ``variants``.
-    sample : mapping
-        The ``sample`` section (the protocol; batch size, seed and device of every variant).
-    metrics : mapping
-        The ``metrics`` section.
-    factors : sequence
-        The run's factors.
-
-    Returns
-    -------
-    DataFrame
-        One row per (variant, factor, sample), columns :data:`SAMPLER_COLUMNS`: ``nfe`` is the
-        number of network evaluations per spectrum (timesteps run x repeats), ``seconds`` the
-        wall time per spectrum (s), measured after one warm-up call.
-    """
-    samplers = _validate_section("samplers", samplers)
-    variants = sampler_variants(samplers, sample)
-    base = SampleConfig.from_dict(dict(sample))
-    options = metric_options(_validate_section("metrics", metrics))
-    n = _validate_count("samplers.n_samples", samplers.get("n_samples", 8))
-    count = _validate_count("samplers.factors", samplers.get("factors", 2))
-    enhancer = _load_enhancer("model", model, base.device)
-    timesteps = check_variants(variants, enhancer.diffusion)
-
-    x_all, x_lr_all, labels, s = read_testset(_validate_path("testset_h5", testset_h5))
-    chosen = sweep_factors(factors, count)
-    absent = [f for f in chosen if f not in labels]
-    if absent:
-        raise ValueError(f"{testset_h5}: factor(s) {absent} not in the test set (has {labels})")
-    parts = []
-    _warm_up(enhancer, x_lr_all[0], float(as_factor(labels[0])), base)
-    for label in chosen:
-        f = float(as_factor(label))
-        x, x_lr, headers = x_all[:n], x_lr_all[labels.index(label)][:n], s.headers[:n]
-        for v, t in zip(variants, timesteps):
-            pred, seconds = _sample_timed(enhancer, x_lr, f, v.config(base))
-            parts.append(_scored(x, pred, headers, options, variant=v.name, sampler=v.sampler, steps=v.steps,
-                                 repeats=v.repeats, start_step=v.start_step, nfe=t * v.repeats, factor=f,
-                                 seconds=seconds))
-            log.info("factor %s %s: %d evaluations per spectrum, mse %.5f, %.3f s per spectrum", label, v.name,
-                     t * v.repeats, parts[-1]["mse"].mean(), seconds)
-    df = pd.concat(parts, ignore_index=True)
-    df["start_step"] = df["start_step"].astype("Int64")
-    return df[list(SAMPLER_COLUMNS)].reset_index(drop=True)
-
-
-def _figure_samplers(df: pd.DataFrame, metrics: Sequence[str], n_boot: int, seed: int) -> Figure:
-    missing = [c for c in ("variant", "seconds", *metrics) if c not in df.columns]
-    if missing:
-        raise ValueError(f"df lacks the column(s) {missing}; pass the output of sampler_table")
-    order = list(dict.fromkeys(df["variant"]))
-    summary = summarize(df, by=("variant",), metrics=list(metrics), n_boot=n_boot, seed=seed)
-    seconds = df.groupby("variant")["seconds"].mean()
-    fig = Figure(figsize=(3.8 * len(metrics), 3.4), layout="constrained")
-    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
-    colors = matplotlib.colormaps["tab10"]
-    for ax, metric in zip(axes, metrics):
-        rows = summary[summary["metric"] == metric].set_index("variant")
-        for k, name in enumerate(order):
-            r = rows.loc[name]
-            t = float(seconds[name])
-            ax.errorbar([t], [r["mean"]], yerr=[[r["mean"] - r["ci_low"]], [r["ci_high"] - r["mean"]]],
-                        fmt="*" if name == PROTOCOL else "o", ms=9 if name == PROTOCOL else 6, capsize=3,
-                        color=colors(k % 10), label=name)
-        # Few-step samplers can be tens of times faster than the protocol: a log axis keeps both readable.
-        if float(seconds.max()) >= 10 * float(seconds.min()) > 0:
-            ax.set_xscale("log")
-        ax.set_xlabel("seconds per spectrum")
-        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-        ax.set_title(METRIC_LABELS.get(metric, metric))
-        ax.grid(alpha=0.3)
-    handles, names = axes[0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="outside upper center", ncols=min(len(names), 6), frameon=False)
-    return fig
-
-
-def plot_samplers(df: pd.DataFrame, out_path, *, metrics: Sequence[str] = SAMPLER_FIGURE_METRICS,
-                  n_boot: int = 1000, seed: int = 0, dpi: int = 150) -> Path:
-    """Each metric against wall time per spectrum, one point per variant with its 95% bootstrap
-    interval (factors and spectra pooled); the protocol is the star.
-
-    Parameters
-    ----------
-    df : DataFrame
-        Output of :func:`sampler_table`.
-    out_path : path
-        PNG file to write.
-    metrics : sequence of str
-        One panel per metric.
-    n_boot, seed : int
-        Bootstrap resamples and seed.
-    dpi : int
-        Resolution, dots per inch.
-
-    Returns
-    -------
-    Path
-        ``out_path``.
-    """
-    if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}")
-    out_path = Path(out_path)
-    if out_path.suffix.lower() != ".png":
-        raise ValueError(f"out_path must end in .png, got {str(out_path)!r}")
-    return _save(_figure_samplers(df, list(metrics), n_boot, seed), out_path, dpi)
-
-
-def write_samplers(model, testset_h5, out_csv, out_png, *, samplers: Mapping, sample: Mapping, metrics: Mapping,
-                   factors, seed: int = 0, threads: int | None = None) -> Path:
-    """:func:`sampler_table` written to ``out_csv`` and drawn by :func:`plot_samplers` to ``out_png``.
-
-    ``seed`` seeds the bootstrap intervals (``n_boot`` is ``metrics['bootstrap']``); ``threads``
-    limits torch's CPU threads.
-
-    Returns
-    -------
-    Path
-        ``out_csv``.
-    """
-    set_threads(threads)
-    df = sampler_table(model, testset_h5, samplers=samplers, sample=sample, metrics=metrics, factors=factors)
-    _write_csv(df, out_csv)
-    plot_samplers(df, out_png, n_boot=int(dict(metrics).get("bootstrap", 1000)), seed=seed)
-    return Path(out_csv)
-
-
 __all__ = [
-    "CLASSICAL_METHODS", "CONTINUOUS_METHOD", "HELDOUT_COLUMNS", "HELDOUT_METHODS", "PROTOCOL", "SAMPLER_COLUMNS",
-    "SamplerVariant", "check_variants", "continuous_config", "continuous_training_factors", "heldout_table",
-    "offtable_factors", "offtable_inputs", "plot_heldout", "plot_samplers", "reference_factors", "sampler_table",
-    "sampler_variants", "train_continuous", "write_heldout", "write_samplers",
+    "CLASSICAL_METHODS", "CONTINUOUS_METHOD", "HELDOUT_COLUMNS", "HELDOUT_METHODS", "continuous_config",
+    "continuous_training_factors", "heldout_table", "offtable_factors", "offtable_inputs", "plot_heldout",
+    "reference_factors", "train_continuous", "write_heldout",
 ]
