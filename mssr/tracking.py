@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -498,11 +499,156 @@ def run(
 
 
 def read_jsonl(path) -> list[dict]:
-    """Records of a JSON-lines fallback file (a torn last line is skipped)."""
+    """Records of a JSON-lines fallback file.
+
+    Records are appended one line at a time, each line written with its newline, so a crash can
+    only leave a torn last line: one without its newline. That line, if it does not parse, is
+    skipped. Any other line that does not parse means the file is damaged or not a record file.
+
+    Parameters
+    ----------
+    path : path
+        The JSON-lines file.
+
+    Returns
+    -------
+    list of dict
+        One record per complete line.
+
+    Raises
+    ------
+    ValueError
+        A line other than a torn last one is not valid JSON; the message names the file and the
+        line number (1-based).
+    """
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    # With a final newline the split ends in "" (nothing torn); otherwise the last piece is the
+    # line whose newline was never written.
+    torn = lines.pop() if lines else ""
     records = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
         try:
             records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: line {number} is not a JSON record ({exc.msg}); the file is damaged") from exc
+    if torn.strip():
+        try:
+            records.append(json.loads(torn))
         except json.JSONDecodeError:
-            continue
+            log.warning("%s: skipped the torn last line %d (%d characters)", path, len(lines) + 1, len(torn))
     return records
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation runs
+
+_METRIC_NAME_BAD = re.compile(r"[^A-Za-z0-9_\-. /:]")
+
+
+def metric_key(*parts) -> str:
+    """An MLflow metric name from its parts, joined by ``.``: ``metric_key('mse', 'mssr', '1.500')``.
+
+    MLflow allows letters, digits, ``_ - . space / :`` in names; other characters become ``_``.
+    """
+    return _truncate(".".join(_METRIC_NAME_BAD.sub("_", str(p)) for p in parts if p is not None and p != ""),
+                     MAX_KEY_LENGTH)
+
+
+def evaluation_metrics(summary) -> dict[str, float]:
+    """Summary metrics as MLflow metrics: ``<testset>.<method>.<factor>.<metric>`` -> value.
+
+    Each summary row (:func:`mssr.evaluation.tables.summarize`) gives its value and, beside it,
+    ``...<metric>.ci_low`` and ``...<metric>.ci_high``; NaN values are left out. The factor is
+    written with three decimals (``1.500``).
+    """
+    values: dict[str, float] = {}
+    for row in summary.to_dict("records"):
+        factor = row.get("factor")
+        label = f"{float(factor):.3f}" if factor is not None and factor == factor else None
+        base = metric_key(row.get("testset"), row.get("method"), label, row["metric"])
+        for suffix, column in (("", "mean"), (".ci_low", "ci_low"), (".ci_high", "ci_high")):
+            value = row.get(column)
+            if value is not None and math.isfinite(float(value)):
+                values[base + suffix] = float(value)
+    return values
+
+
+def model_run_tags(metrics_table) -> dict[str, str]:
+    """Tags linking an evaluation to the training runs of the models it scored.
+
+    ``model_run.<method>`` (or ``model_run.<method>.<factor>`` where one method has one model
+    per factor, as the baselines) -> the MLflow run id recorded in the prediction files.
+    """
+    if "mlflow_run_id" not in metrics_table.columns:
+        return {}
+    scored = metrics_table[["method", "factor", "mlflow_run_id"]].dropna().drop_duplicates()
+    scored = scored[scored["mlflow_run_id"].astype(str).str.len() > 0]
+    tags = {}
+    for method, group in scored.groupby("method", sort=True):
+        runs = sorted(set(group["mlflow_run_id"].astype(str)))
+        if len(runs) == 1:
+            tags[f"model_run.{method}"] = runs[0]
+        else:
+            for row in group.itertuples(index=False):
+                tags[f"model_run.{method}.{float(row.factor):.3f}"] = str(row.mlflow_run_id)
+    return tags
+
+
+def log_evaluation(
+    summary,
+    *,
+    metrics_table=None,
+    artifacts=(),
+    params: Mapping | None = None,
+    experiment: str = DEFAULT_EXPERIMENT,
+    uri: str | None = None,
+    fallback_dir,
+    run_name: str = "evaluation",
+) -> str | None:
+    """Log one evaluation as an MLflow run: summary metrics, links to the models, the tables.
+
+    Call it after the tables are written: it never raises (a tracking failure is logged as a
+    warning and the tables stay where they are), so no evaluation is lost to tracking.
+
+    Parameters
+    ----------
+    summary : DataFrame
+        :func:`mssr.evaluation.tables.summarize` output; logged by :func:`evaluation_metrics`.
+    metrics_table : DataFrame, optional
+        The per-spectrum table; its ``mlflow_run_id`` column links the model runs
+        (:func:`model_run_tags`), and its test sets, methods and factors are logged as params.
+    artifacts : sequence of path
+        Files copied into the run's ``tables/`` artifacts.
+    params : mapping, optional
+        Configuration of the evaluation (e.g. the ``metrics`` section), logged flattened.
+    experiment, uri, fallback_dir, run_name
+        As in :func:`run`.
+
+    Returns
+    -------
+    str or None
+        The run id (``local-...`` for a JSON-lines record), None if even that failed.
+    """
+    try:
+        tags = {"mssr.kind": "evaluation"}
+        all_params = {"evaluation": dict(params or {})}
+        if metrics_table is not None:
+            tags.update(model_run_tags(metrics_table))
+            for column in ("testset", "method", "factor"):
+                if column in metrics_table.columns:
+                    all_params[f"scored.{column}s"] = sorted({str(v) for v in metrics_table[column].dropna()})
+            if "protein" in metrics_table.columns:
+                all_params["scored.n_proteins"] = int(metrics_table["protein"].nunique())
+        with run(experiment, run_name, uri=uri, params=all_params, tags=tags, fallback_dir=fallback_dir) as tracked:
+            tracked.log_metrics(evaluation_metrics(summary))
+            for path in artifacts:
+                tracked.log_artifact(path, artifact_path="tables")
+        return tracked.run_id
+    except Exception as exc:  # the tables are written already; tracking is a copy
+        log.warning("tracking: logging the evaluation failed (%s: %s); the tables are unaffected",
+                    type(exc).__name__, exc)
+        return None

@@ -195,7 +195,7 @@ def test_no_peaks_anywhere():
 def test_no_predicted_peaks_and_no_true_peaks():
     hr = _blobs(CENTRES, AMPLITUDES)
     flat = np.full(SHAPE, 0.1)
-    worst = {"peak_mse": 4.0, "peak_r2": 0.0, "peak_intensity_diff": 1.0, "peak_shift_diff": 1.0}
+    worst = {"peak_mse": 4.0, "peak_r2": -np.inf, "peak_intensity_diff": 1.0, "peak_shift_diff": 1.0}
 
     result = metrics.compute(hr, flat)
     assert result["missed_peak_ratio"] == 1.0 and result["hallucination_ratio"] == 0.0

@@ -95,7 +95,10 @@ def test_bootstrap_rejects_bad_options():
 def test_summarize_means_counts_and_order():
     df = _metrics_table(np.random.default_rng(0), n=8, nan_rows=3)
     summary = tables.summarize(df, n_boot=200, seed=0)
-    assert list(summary.columns) == ["method", "factor", "metric", "mean", "ci_low", "ci_high", "n"]
+    assert list(summary.columns) == ["method", "factor", "metric", "statistic", "mean", "ci_low", "ci_high", "n",
+                                     "n_proteins"]
+    assert (summary["statistic"] == "mean").all()  # no pooling sums in this table
+    assert (summary["n_proteins"] == summary["n"]).all()  # no protein column: spectra are the units
     assert len(summary) == 3 * 2 * 9
     # Methods in the house order, factors ascending, metrics in METRICS order.
     assert list(dict.fromkeys(summary["method"])) == ["mssr", "baseline", "wiener"]
@@ -207,7 +210,8 @@ def test_write_tables_files(tmp_path):
     df = _metrics_table(np.random.default_rng(5), n=5, nan_rows=2)
     df["testset"] = np.where(df["sample"] % 2 == 0, "blur", "physical")
     paths = tables.write_tables(df, tmp_path / "tables", n_boot=100, seed=3)
-    assert [p.name for p in paths] == ["summary.csv", "summary.md", "table1.csv", "table1.md"]
+    assert [p.name for p in paths] == ["summary.csv", "summary.md", "table1.csv", "table1.md", "paired.csv",
+                                       "paired.md"]
     assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == sorted(p.name for p in paths)
 
     summary = pd.read_csv(paths[0])

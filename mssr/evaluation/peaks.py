@@ -104,8 +104,16 @@ def _validate_sign(sign) -> None:
         raise ValueError(f"sign must be one of {get_args(Sign)}, got {sign!r}")
 
 
-def _validate_spectra(x, name: str, ndim: int) -> np.ndarray:
-    """Check that ``x`` is a finite real array of ``ndim`` dimensions; return it as an ndarray."""
+def validate_spectra(x, name: str, ndim: int) -> np.ndarray:
+    """Check that ``x`` is a finite real array of ``ndim`` dimensions; return it unchanged.
+
+    Raises
+    ------
+    TypeError
+        ``x`` is not a numpy array of real numbers.
+    ValueError
+        ``x`` has another number of dimensions, or holds NaN or inf (the first is named).
+    """
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name} must be a numpy array, got {type(x).__name__}")
     if x.dtype == bool or not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
@@ -125,6 +133,11 @@ def _validate_coords(coords, name: str) -> np.ndarray:
     if not np.isfinite(coords).all():
         raise ValueError(f"{name} contains NaN or inf")
     return coords
+
+
+DEFAULT_OPTIONS = PeakOptions()
+"""The default peak options: the one place where the defaults of detection and matching live.
+Every function and config reader that needs a default reads it from here."""
 
 
 def _one_per_component(mask: np.ndarray) -> np.ndarray:
@@ -175,10 +188,10 @@ def _candidates(smoothed: np.ndarray, window: int, alpha: float, polarity: int) 
 def detect_many(
     x: np.ndarray,
     *,
-    sigma: float = 1.0,
-    window: int = 3,
-    alpha: float = 3.0,
-    sign: Sign = "positive",
+    sigma: float = DEFAULT_OPTIONS.sigma,
+    window: int = DEFAULT_OPTIONS.window,
+    alpha: float = DEFAULT_OPTIONS.alpha,
+    sign: Sign = DEFAULT_OPTIONS.sign,
 ) -> list[Peaks]:
     """Detect the peaks of a stack of 2D spectra (the paper's Algorithm 1, batched).
 
@@ -214,12 +227,27 @@ def detect_many(
     list of Peaks
         One per spectrum; coordinates are integer pixel positions stored as float64.
     """
-    x = _validate_spectra(x, "x", 3)
-    return _detect_stack(x, PeakOptions(sigma=sigma, window=window, alpha=alpha, sign=sign))
+    return detect_stack(x, PeakOptions(sigma=sigma, window=window, alpha=alpha, sign=sign))
 
 
-def _detect_stack(x: np.ndarray, options: PeakOptions) -> list[Peaks]:
-    """:func:`detect_many` on a validated stack ``x`` (N, H, W)."""
+def detect_stack(x: np.ndarray, options: PeakOptions = DEFAULT_OPTIONS) -> list[Peaks]:
+    """:func:`detect_many` with its options as one :class:`PeakOptions` (``threshold_px`` unused).
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, H, W)
+        Spectra, any real dtype.
+    options : PeakOptions, optional
+        Detection options.
+
+    Returns
+    -------
+    list of Peaks
+        One per spectrum.
+    """
+    x = validate_spectra(x, "x", 3)
+    if not isinstance(options, PeakOptions):
+        raise TypeError(f"options must be a PeakOptions, got {type(options).__name__}")
     # sigma 0 on axis 0: scipy skips that axis, so spectra never bleed into each other.
     smoothed = ndimage.gaussian_filter(x.astype(np.float64), sigma=(0.0, options.sigma, options.sigma))
     polarities = (1,) if options.sign == "positive" else (1, -1)
@@ -246,10 +274,10 @@ def _detect_stack(x: np.ndarray, options: PeakOptions) -> list[Peaks]:
 def detect(
     x: np.ndarray,
     *,
-    sigma: float = 1.0,
-    window: int = 3,
-    alpha: float = 3.0,
-    sign: Sign = "positive",
+    sigma: float = DEFAULT_OPTIONS.sigma,
+    window: int = DEFAULT_OPTIONS.window,
+    alpha: float = DEFAULT_OPTIONS.alpha,
+    sign: Sign = DEFAULT_OPTIONS.sign,
 ) -> Peaks:
     """Detect the peaks of one 2D spectrum (the paper's Algorithm 1).
 
@@ -273,7 +301,7 @@ def detect(
     >>> detect(x, sigma=1.0, window=3, alpha=3.0).coords
     array([[4., 4.]])
     """
-    x = _validate_spectra(x, "x", 2)
+    x = validate_spectra(x, "x", 2)
     return detect_many(x[None], sigma=sigma, window=window, alpha=alpha, sign=sign)[0]
 
 
@@ -336,3 +364,196 @@ def match(
     keep = sub_admissible[i_sub, j_sub]
     i_true, i_pred = rows[i_sub[keep]], cols[j_sub[keep]]
     return i_true, i_pred, distance[i_true, i_pred]
+
+
+# ---------------------------------------------------------------------------------------------
+# line widths and resolution of close pairs
+
+
+def _apex_height(profile: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """Height of each line's apex, refined from the three points around its maximum pixel.
+
+    For a Lorentzian, ``1 / y`` is a parabola in the position, so a parabola through
+    ``1 / y`` at ``c - 1, c, c + 1`` gives the exact apex height of a sampled Lorentzian whose
+    maximum falls between pixels. Where that does not apply (a neighbour <= 0, an edge, or no
+    minimum of the parabola) the pixel's own value is kept.
+    """
+    k = np.arange(len(centre))
+    width = profile.shape[1]
+    top = profile[k, centre]
+    inside = (centre > 0) & (centre < width - 1)
+    left = profile[k, np.clip(centre - 1, 0, width - 1)]
+    right = profile[k, np.clip(centre + 1, 0, width - 1)]
+    ok = inside & (left > 0) & (right > 0) & (top >= left) & (top >= right) & (top > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv_l, inv_c, inv_r = 1.0 / left, 1.0 / top, 1.0 / right
+        curvature = (inv_l + inv_r - 2.0 * inv_c) / 2.0
+        offset = (inv_r - inv_l) / (4.0 * curvature)
+        apex = 1.0 / (inv_c - curvature * offset**2)
+    ok &= (curvature > 0) & np.isfinite(apex) & (np.abs(offset) <= 0.5)
+    return np.where(ok, apex, top)
+
+
+def _half_height_width(profile: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """FWHM, pixels, of the line at ``centre`` in each row of ``profile`` (K, L); NaN if unbounded."""
+    if len(centre) == 0:
+        return np.empty(0)
+    k = np.arange(len(centre))
+    half = _apex_height(profile, centre) / 2.0
+    index = np.arange(profile.shape[1])
+    below = profile < half[:, None]
+    right_side = below & (index > centre[:, None])
+    left_side = below & (index < centre[:, None])
+    has = right_side.any(axis=1) & left_side.any(axis=1)
+    j_right = np.argmax(right_side, axis=1)  # first point below half height right of the apex
+    j_left = profile.shape[1] - 1 - np.argmax(left_side[:, ::-1], axis=1)  # and left of it
+    j_right, j_left = np.where(has, j_right, 1), np.where(has, j_left, 0)
+    # Linear interpolation between the last point above and the first point below half height.
+    above_r, below_r = profile[k, j_right - 1], profile[k, j_right]
+    above_l, below_l = profile[k, np.minimum(j_left + 1, profile.shape[1] - 1)], profile[k, j_left]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        right = (j_right - 1) + (above_r - half) / (above_r - below_r)
+        left = (j_left + 1) - (above_l - half) / (above_l - below_l)
+    return np.where(has, right - left, np.nan)
+
+
+def linewidths(x: np.ndarray, peaks: Peaks) -> np.ndarray:
+    """Full width at half height of each peak along both axes, pixels.
+
+    Along each axis, the profile through the peak's pixel is read (the row for axis 1, the
+    column for axis 0; sign-flipped for a negative peak). The apex height ``h`` is refined from
+    the three points around the maximum (exact for a sampled Lorentzian, see below); going
+    outward from the apex, the first point below ``h / 2`` on each side and the point before it
+    are joined by a straight line, and the FWHM is the distance between the two crossings. The
+    baseline is taken as 0 (spectra are baseline-corrected). A line that does not fall below
+    half height before the spectrum's edge gets NaN on that axis; two lines that overlap above
+    half height are measured as one (a blend is as wide as it looks).
+
+    Accuracy on sampled Lorentzians (tested): within 6% of the true FWHM at 3 points per FWHM
+    and within 2% from 6 points per FWHM, for any sub-pixel position of the centre.
+
+    Parameters
+    ----------
+    x : ndarray, shape (H, W)
+        Spectrum.
+    peaks : Peaks
+        Its peaks (e.g. from :func:`detect`); ``coords`` must be integer pixel positions.
+
+    Returns
+    -------
+    ndarray of float64, shape (K, 2)
+        FWHM along (axis 0, axis 1), pixels; NaN where a line has no half-height crossing.
+
+    Examples
+    --------
+    >>> cols = np.arange(64)
+    >>> line = 1 / (1 + 4 * (cols - 30.0) ** 2 / 6.0**2)
+    >>> x = np.outer(1 / (1 + 4 * (np.arange(32) - 16.0) ** 2 / 4.0**2), line)
+    >>> np.round(linewidths(x, detect(x)), 2)
+    array([[4., 6.]])
+    """
+    x = validate_spectra(x, "x", 2)
+    if not isinstance(peaks, Peaks):
+        raise TypeError(f"peaks must be a Peaks, got {type(peaks).__name__}")
+    coords = _validate_coords(peaks.coords, "peaks.coords")
+    if len(coords) == 0:
+        return np.empty((0, 2))
+    rows, cols = coords[:, 0].astype(np.intp), coords[:, 1].astype(np.intp)
+    if not (np.array_equal(rows, coords[:, 0]) and np.array_equal(cols, coords[:, 1])):
+        raise ValueError("peaks.coords must be integer pixel positions")
+    if rows.min() < 0 or cols.min() < 0 or rows.max() >= x.shape[0] or cols.max() >= x.shape[1]:
+        raise ValueError(f"peaks.coords lie outside the spectrum of shape {x.shape}")
+    sign = np.where(np.asarray(peaks.signs) < 0, -1.0, 1.0)[:, None]
+    x64 = x.astype(np.float64)
+    along_0 = _half_height_width(sign * x64[:, cols].T, rows)
+    along_1 = _half_height_width(sign * x64[rows, :], cols)
+    return np.column_stack([along_0, along_1])
+
+
+def close_pairs(peaks: Peaks, fwhm_px) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of peaks of equal sign closer than a line width: the overlaps a spectrum must resolve.
+
+    Peaks ``i`` and ``j`` form a close pair when
+    ``(d_row / w_0)**2 + (d_col / w_1)**2 < 1``, with ``d`` their distance along each axis and
+    ``w = fwhm_px`` the line width (FWHM) along each axis: their centres lie inside each other's
+    half-height ellipse.
+
+    Parameters
+    ----------
+    peaks : Peaks
+        Peaks of the true spectrum.
+    fwhm_px : (float, float)
+        Line width along (axis 0, axis 1), pixels (> 0), e.g. the low-field input's.
+
+    Returns
+    -------
+    i, j : ndarray of intp, shape (P,)
+        Indices into ``peaks`` with ``i < j``.
+    """
+    width = np.asarray(fwhm_px, dtype=np.float64)
+    if width.shape != (2,) or not (np.isfinite(width).all() and (width > 0).all()):
+        raise ValueError(f"fwhm_px must be two finite widths > 0, pixels, got {fwhm_px!r}")
+    coords = _validate_coords(peaks.coords, "peaks.coords")
+    scaled = coords / width
+    distance = cdist(scaled, scaled)
+    same_sign = np.asarray(peaks.signs)[:, None] == np.asarray(peaks.signs)[None, :]
+    i, j = np.nonzero(np.triu((distance < 1.0) & same_sign, k=1))
+    return i.astype(np.intp), j.astype(np.intp)
+
+
+def resolved(x: np.ndarray, first, second, signs, *, dip: float) -> np.ndarray:
+    """Whether ``x`` shows two maxima at each pair of positions, with a dip between them.
+
+    ``x`` (sign-flipped for negative pairs) is read by bilinear interpolation at points 0.25 px
+    apart on the segment from ``first[k]`` to ``second[k]``. Let ``a`` be the largest value on
+    the first half of the segment, ``b`` on the second half, and ``m`` the smallest value between
+    the positions of ``a`` and ``b``. The pair is resolved when ``min(a, b) > 0`` and
+    ``m <= dip * min(a, b)``: the spectrum falls between the two lines by at least ``1 - dip`` of
+    the lower one. One merged line (its maximum between the two) or a single line at one end has
+    no such dip. For two equal Lorentzians of FWHM ``w`` a dip exists from a separation of
+    ``w / sqrt(3) = 0.58 w``; with ``dip = 0.9`` they count as resolved from ``0.87 w`` (the sum
+    at the midpoint is then 90% of its maxima).
+
+    Parameters
+    ----------
+    x : ndarray, shape (H, W)
+        Spectrum (true or predicted).
+    first, second : array_like, shape (P, 2)
+        The two positions of each pair, pixels ``(row, col)``.
+    signs : array_like, shape (P,)
+        Sign of each pair's lines (+1 or -1).
+    dip : float
+        Largest value between the maxima, as a fraction of the lower maximum, in (0, 1).
+
+    Returns
+    -------
+    ndarray of bool, shape (P,)
+    """
+    x = validate_spectra(x, "x", 2)
+    first = _validate_coords(first, "first")
+    second = _validate_coords(second, "second")
+    signs = np.asarray(signs, dtype=np.float64).reshape(-1)
+    if len(first) != len(second) or len(signs) != len(first):
+        raise ValueError(f"first, second and signs must have one row per pair, got {len(first)}, "
+                         f"{len(second)} and {len(signs)}")
+    if isinstance(dip, bool) or not isinstance(dip, Real) or not 0.0 < dip < 1.0:
+        raise ValueError(f"dip must be a number in (0, 1), got {dip!r}")
+    if len(first) == 0:
+        return np.zeros(0, dtype=bool)
+    steps = int(np.ceil(np.max(np.hypot(*(second - first).T)) / 0.25)) + 1
+    steps += steps % 2 == 0  # odd: the midpoint is a sample and belongs to both halves
+    t = np.linspace(0.0, 1.0, max(steps, 5))
+    path = first[:, None, :] + t[None, :, None] * (second - first)[:, None, :]  # (P, T, 2)
+    profile = ndimage.map_coordinates(x.astype(np.float64), [path[..., 0].ravel(), path[..., 1].ravel()],
+                                      order=1, mode="nearest").reshape(path.shape[:2])
+    profile *= np.where(signs < 0, -1.0, 1.0)[:, None]
+    middle = len(t) // 2
+    i_a = np.argmax(profile[:, : middle + 1], axis=1)
+    i_b = middle + np.argmax(profile[:, middle:], axis=1)
+    k = np.arange(len(profile))
+    a, b = profile[k, i_a], profile[k, i_b]
+    index = np.arange(len(t))
+    between = (index >= i_a[:, None]) & (index <= i_b[:, None])
+    m = np.where(between, profile, np.inf).min(axis=1)
+    lower = np.minimum(a, b)
+    return (lower > 0) & (m <= dip * lower)

@@ -1,4 +1,4 @@
-"""Compute the nine metrics for every prediction."""
+"""Compute every metric for every prediction, and the per-matched-peak table."""
 import logging
 import sys
 
@@ -7,4 +7,5 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 
 from mssr.evaluation.scoring import metrics_table
 
-metrics_table(snakemake.input.testsets, snakemake.input.predictions, snakemake.output[0], metrics=snakemake.params.metrics)
+metrics_table(snakemake.input.testsets, snakemake.input.predictions, snakemake.output.metrics,
+              metrics=snakemake.params.metrics, peaks_csv=snakemake.output.peaks)
