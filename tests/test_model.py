@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 import math
 import struct
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from torch import nn
 
 from mssr.model.diffusion import Diffusion, DiffusionConfig
 from mssr.model.network import (
     CONFIG_FILE,
-    DEMO_CONFIG,
-    PAPER_CONFIG,
     WEIGHTS_FILE,
     ModelConfig,
     NoisePredictor,
@@ -22,8 +22,12 @@ from mssr.model.network import (
     continuous_label,
     count_parameters,
     load_model,
+    paper_config,
+    pipeline_model_config,
     save_model,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 torch.set_num_threads(2)
 
@@ -216,15 +220,32 @@ def test_predictor_trains_and_samples_with_the_diffusion():
 # --------------------------------------------------------------------------------- sizes
 
 
-def test_paper_preset_has_about_34_million_parameters():
-    n = count_parameters(build_unet(PAPER_CONFIG))
+def test_paper_network_is_read_from_configs_paper_yaml_and_has_about_34_million_parameters():
+    cfg = paper_config()
+    paper = yaml.safe_load((ROOT / "configs" / "paper.yaml").read_text())
+    assert cfg.sample_size == paper["data"]["size"] == 256
+    assert cfg.to_dict() == {**paper["model"], "sample_size": 256}
+    n = count_parameters(build_unet(cfg))
     assert n == 34_886_849
     assert abs(n / 34e6 - 1) < 0.05
-    assert PAPER_CONFIG.sample_size == 256
+    import mssr.model.network as network
+
+    assert network.PAPER_CONFIG == cfg  # the name the benchmarks import reads the same file
 
 
-def test_demo_preset_is_small_and_runs():
-    unet = build_unet(DEMO_CONFIG).eval()
+def test_pipeline_model_config_merges_files_like_snakemake(tmp_path):
+    (tmp_path / "over.yaml").write_text("data: {size: 48}\nmodel: {block_out_channels: [8, 16, 32], norm_num_groups: 4}\n")
+    cfg = pipeline_model_config(ROOT / "config.yaml", tmp_path / "over.yaml")
+    demo = yaml.safe_load((ROOT / "config.yaml").read_text())["model"]
+    # the override's keys win; the others (nested in the same section) stay the template's
+    assert cfg.sample_size == 48 and cfg.block_out_channels == (8, 16, 32) and cfg.norm_num_groups == 4
+    assert cfg.attention_levels == tuple(demo["attention_levels"]) and cfg.conditioning == demo["conditioning"]
+    with pytest.raises(ValueError, match="no such"):
+        pipeline_model_config(tmp_path / "missing.yaml")
+
+
+def test_default_network_is_small_and_runs():
+    unet = build_unet(ModelConfig()).eval()
     assert count_parameters(unet) == 1_114_881
     x = torch.zeros(1, 1, 64, 64)
     with torch.no_grad():

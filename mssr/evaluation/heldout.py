@@ -331,7 +331,7 @@ def offtable_inputs(test_h5, factors, *, degrade: Mapping) -> tuple[np.ndarray, 
     degrade = _validate.mapping("degrade", degrade)
     test = read_samples(_validate.path("test_h5", test_h5, exists=True))
     x_lr = _degrade.precompute(test.x, [float(f) for f in factors], model=degrade.get("model", "paper"),
-                               seed=int(degrade.get("test_seed", 0)), headers=test.headers,
+                               seed=_test_seed(degrade), headers=test.headers,
                                **degrade_params(degrade))
     return test.x, x_lr.astype(np.float32, copy=False), test.headers
 
@@ -356,9 +356,16 @@ def _baseline_factor(enhancer: Enhancer) -> str:
     return factor_label(as_factor(label))
 
 
+def _test_seed(degrade: Mapping) -> int:
+    # No default here: the seed of the test inputs is config.yaml's degrade.test_seed, nowhere else.
+    if "test_seed" not in degrade:
+        raise ValueError("degrade.test_seed is missing: the seed of the test set's low-field inputs")
+    return _validate.integer("degrade.test_seed", degrade["test_seed"], 0)
+
+
 def _check_testset_matches(testset_attrs: dict, degrade: dict, testset_h5) -> None:
     model = degrade.get("model", "paper")
-    seed = int(degrade.get("test_seed", 0))
+    seed = _test_seed(degrade)
     if testset_attrs.get("testset") != "blur":
         raise ValueError(f"{testset_h5}: a 'blur' test set is needed, got {testset_attrs.get('testset')!r}")
     stored = (testset_attrs.get("degrade_model"), testset_attrs.get("seed"), testset_attrs.get("params") or {})

@@ -53,6 +53,10 @@ CONTINUOUS_SCALE = 1000.0
 class ModelConfig:
     """Architecture of the noise-prediction UNet.
 
+    The field defaults make a small network (1,114,881 parameters at 64 px) for code that builds
+    one by hand; the networks the pipeline trains are defined only in its config files
+    (:func:`pipeline_model_config`; the paper's: :func:`paper_config`).
+
     Attributes
     ----------
     sample_size : int
@@ -181,36 +185,70 @@ def _validate_model_config(cfg: ModelConfig) -> None:
         raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {cfg.dropout}")
 
 
-PAPER_CONFIG = ModelConfig(
-    sample_size=256,
-    block_out_channels=(64, 128, 256, 256, 256),
-    layers_per_block=2,
-    attention_levels=(False, False, False, True, False),
-    mid_attention=True,
-    attention_head_dim=8,
-    conditioning="class",
-    norm_num_groups=32,
-    dropout=0.0,
-)
-"""Paper-scale network for 256 x 256 px spectra: 34,886,849 parameters with 'class' conditioning
-(the paper states about 34 M). Five levels (256, 128, 64, 32, 16 px), self-attention at 32 px and
-in the 16 px bottleneck, the DDPM layout (two residual blocks per level, GroupNorm of 32)."""
+# The networks of the pipeline are defined in its config files only: config.yaml (the demo) and
+# configs/paper.yaml on top of it (the paper's 34,886,849-parameter network at 256 x 256 px).
+_REPO = Path(__file__).resolve().parents[2]
+PAPER_CONFIG_FILES: tuple[Path, ...] = (_REPO / "config.yaml", _REPO / "configs" / "paper.yaml")
+"""The files that define the paper's network, merged in this order (as
+``snakemake --configfile configs/paper.yaml`` merges them)."""
 
-DEMO_CONFIG = ModelConfig(
-    sample_size=64,
-    block_out_channels=(32, 64, 64),
-    layers_per_block=1,
-    attention_levels=(False, False, True),
-    mid_attention=True,
-    attention_head_dim=8,
-    conditioning="class",
-    norm_num_groups=8,
-    dropout=0.0,
-)
-"""Laptop-scale network for 64 x 64 px spectra: 1,114,881 parameters with 'class' conditioning
-(also the field defaults of :class:`ModelConfig`)."""
 
-PRESETS: dict[str, ModelConfig] = {"paper": PAPER_CONFIG, "demo": DEMO_CONFIG}
+def _merge_config(base: dict, override: dict) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = _merge_config(merged[key], value) if isinstance(value, dict) and isinstance(
+            merged.get(key), dict) else value
+    return merged
+
+
+def pipeline_model_config(*config_files) -> ModelConfig:
+    """The network a pipeline run trains: the ``model`` section of its config files at ``data.size`` px.
+
+    Parameters
+    ----------
+    *config_files : str or Path
+        Pipeline config files (YAML), merged in order key by key, nested mappings too (later
+        files win), as Snakemake merges ``--configfile`` arguments.
+
+    Returns
+    -------
+    ModelConfig
+        As :func:`mssr.config.model_config` builds it from the merged config.
+
+    Raises
+    ------
+    ValueError
+        If no file is given or one does not exist (the repository's ``configs/`` is not installed
+        with the package).
+    """
+    import yaml
+
+    from mssr.config import model_config
+
+    if not config_files:
+        raise ValueError("pipeline_model_config needs at least one config file")
+    merged: dict = {}
+    for path in config_files:
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"{path}: no such pipeline config file")
+        merged = _merge_config(merged, yaml.safe_load(path.read_text()) or {})
+    return model_config(merged)
+
+
+def paper_config() -> ModelConfig:
+    """The paper's network (:data:`PAPER_CONFIG_FILES`): 256 x 256 px, 34,886,849 parameters with 'class'
+    conditioning (the paper states about 34 M); five levels, self-attention at 32 px and in the
+    16 px bottleneck, the DDPM layout (two residual blocks per level, GroupNorm of 32)."""
+    return pipeline_model_config(*PAPER_CONFIG_FILES)
+
+
+def __getattr__(name: str):
+    # PAPER_CONFIG is read from configs/paper.yaml, not defined here; kept for the callers that
+    # still import it (benchmarks/bench_model.py, benchmarks/bench_enhance.py).
+    if name == "PAPER_CONFIG":
+        return paper_config()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _unet_kwargs(cfg: ModelConfig) -> dict:
@@ -717,15 +755,15 @@ def _check_state(state: dict, reference: dict, path: Path) -> None:
 __all__ = [
     "CONFIG_FILE",
     "CONTINUOUS_SCALE",
-    "DEMO_CONFIG",
-    "PAPER_CONFIG",
-    "PRESETS",
+    "PAPER_CONFIG_FILES",
     "WEIGHTS_FILE",
     "CompileMode",
     "Conditioning",
     "ModelConfig",
     "NoisePredictor",
     "build_unet",
+    "paper_config",
+    "pipeline_model_config",
     "conditioning_of",
     "continuous_label",
     "count_parameters",

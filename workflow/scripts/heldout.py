@@ -1,9 +1,7 @@
 """Score the continuous-factor MSSR on factors it never saw, beside MSSR, baselines and classical methods."""
-import logging
-import sys
+from mssr.joblog import log_to
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+log_to(snakemake.log[0])
 
 from mssr.evaluation.heldout import write_heldout
 

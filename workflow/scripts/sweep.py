@@ -1,9 +1,7 @@
 """Metrics vs sampling steps and repeats (Fig. 6)."""
-import logging
-import sys
+from mssr.joblog import log_to
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+log_to(snakemake.log[0])
 
 from mssr.evaluation.scoring import sweep
 
