@@ -31,11 +31,22 @@ Measures, for one model size on one device, in one process:
 
 Sizes: ``demo`` is the network of the demo pipeline (``config.yaml``: model section at
 ``data.size`` px, its diffusion section); ``paper`` is :data:`mssr.model.network.PAPER_CONFIG` at 256 px
-with T = 2000.
+with T = 2000; ``release`` is ``configs/release.yaml`` applied on top of ``config.yaml`` (the shipped
+model's network, through :func:`mssr.config.model_config`, as its training reads it).
+
+On CUDA everything runs under bf16 autocast; the targets (``targets`` in the record) are set against
+the measured bf16 matmul ceiling (``torch.mm`` of two random 8192 x 8192 bf16 matrices, best of repeats),
+and the MFU against the vendor's nominal dense peak (H200 SXM: 989.4 TFLOP/s, see ``GPU_PEAKS``).
+``--budget-seconds`` bounds the run: stages that would not fit are skipped and say so, and the JSON
+is rewritten after every stage (``complete: false`` until the end), so a run stopped from outside
+still leaves what it measured.
 
     python benchmarks/bench_model.py --size demo --device cpu --out benchmarks/results/model_cpu_demo.json
     python benchmarks/bench_model.py --size paper --device cpu --out benchmarks/results/model_cpu_paper.json
-    python benchmarks/bench_model.py --size paper --device cuda --out benchmarks/results/model_h100_paper.json
+    python benchmarks/bench_model.py --size paper --device cuda --budget-seconds 300 \
+        --out benchmarks/results/model_cuda_paper.json                  # benchmarks/gpu.sh runs this
+    python benchmarks/bench_model.py --size release --device cuda --only training \
+        --out benchmarks/results/model_cuda_release.json                # configs/release.yaml's network
     python benchmarks/bench_model.py --size demo --device cpu --smoke --out /tmp/model_smoke.json   # seconds
 """
 
@@ -64,6 +75,7 @@ from mssr.model.network import PAPER_CONFIG, ModelConfig, NoisePredictor, build_
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG_FILE = ROOT / "config.yaml"
 PAPER_CONFIG_FILE = ROOT / "configs" / "paper.yaml"
+RELEASE_CONFIG_FILE = ROOT / "configs" / "release.yaml"
 
 # The paper's evaluation grid: 350 test spectra, the 14 factors of Table 1, two
 # model families (MSSR and the single-factor baselines), 15 trained networks (MSSR + 14 baselines).
@@ -76,15 +88,25 @@ ASSUMED_MFU = 0.40
 # GroupNorm, SiLU and the elementwise ops are memory-bound; a UNet that does not fuse them may reach less.
 PESSIMISTIC_MFU = 0.25
 
-# Dense peaks from the vendors' data sheets, FLOP/s: (bf16, tf32, fp32 non-tensor).
+# Dense peaks from the vendors' data sheets, FLOP/s: (bf16, tf32, fp32 non-tensor). The sheets give
+# tensor-core rates "with sparsity" (2:4); the dense rate is half. Matched in this order on the
+# name torch reports, so the longer names come first.
 GPU_PEAKS = {
     "H100 PCIe": (756e12, 378e12, 51.2e12),
     "H100 NVL": (835e12, 418e12, 60e12),
     "H100": (989.4e12, 494.7e12, 66.9e12),  # SXM5
+    # H200 NVL: 1671 TFLOP/s bf16 with sparsity. H200 SXM ("NVIDIA H200"): 1979 sparse = 989.4 dense,
+    # the H100 SXM's tensor cores (NVIDIA H200 Tensor Core GPU data sheet).
+    "H200 NVL": (835.5e12, 417.5e12, 60e12),
     "H200": (989.4e12, 494.7e12, 66.9e12),
     "A100": (312e12, 156e12, 19.5e12),
 }
+GPU_PEAK_SOURCE = ("NVIDIA data sheet (H100 / H200 Tensor Core GPU), dense = half the 'with sparsity' tensor "
+                   "rate")
 H100_SXM_BF16 = GPU_PEAKS["H100"][0]
+# Targets of the GPU issue, as fractions of the measured bf16 matmul ceiling, and the batched/naive ratio.
+TARGET_FRACTION_OF_MATMUL = 0.40
+TARGET_BATCHED_OVER_NAIVE = 20.0
 
 # ---------------------------------------------------------------------------------------------- setup
 
@@ -94,15 +116,34 @@ def read_yaml(path: Path) -> dict:
         return yaml.safe_load(f)
 
 
+def merged(base: dict, overlay: dict) -> dict:
+    """``overlay`` on top of ``base``, nested mappings merged key by key (as Snakemake's --configfile)."""
+    out = dict(base)
+    for key, value in overlay.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def size_config(size: str) -> dict:
+    """The pipeline config of a demo or release run (config.yaml, with configs/release.yaml on top)."""
+    cfg = read_yaml(DEMO_CONFIG_FILE)
+    if size == "release":
+        if not RELEASE_CONFIG_FILE.is_file():
+            raise SystemExit(f"--size release: {RELEASE_CONFIG_FILE.relative_to(ROOT)} does not exist")
+        cfg = merged(cfg, read_yaml(RELEASE_CONFIG_FILE))
+    return cfg
+
+
 def model_setup(size: str) -> tuple[ModelConfig, DiffusionConfig, str]:
     """The network and schedule of ``size`` and where they come from."""
     if size == "paper":
         return PAPER_CONFIG, DiffusionConfig(timesteps=2000), "mssr.model.network.PAPER_CONFIG at 256 px, T = 2000"
     from mssr.config import diffusion_config, model_config
 
-    cfg = read_yaml(DEMO_CONFIG_FILE)
+    cfg = size_config(size)
+    files = DEMO_CONFIG_FILE.name + (f" + configs/{RELEASE_CONFIG_FILE.name}" if size == "release" else "")
     return (model_config(cfg), diffusion_config(cfg),
-            f"{DEMO_CONFIG_FILE.name}: model section at data.size = {cfg['data']['size']} px, diffusion section")
+            f"{files}: model section at data.size = {cfg['data']['size']} px, diffusion section")
 
 
 def paper_protocol() -> dict:
@@ -216,14 +257,26 @@ def check_flops_on_device(predictor: NoisePredictor, cfg: ModelConfig, device: t
 # ---------------------------------------------------------------------------------------------- peaks
 
 
-def _matmul_rate(device: torch.device, dtype: torch.dtype, n: int, min_seconds: float) -> float:
-    """Best achieved FLOP/s of an n x n x n matmul (2 n^3 FLOP), over repeats adding up to ``min_seconds``."""
+def _matmul_rate(device: torch.device, dtype: torch.dtype, n: int, min_seconds: float, *,
+                 median: list | None = None) -> float:
+    """Best achieved FLOP/s of an n x n x n matmul (2 n^3 FLOP) of random matrices, over repeats adding
+    up to ``min_seconds`` after three untimed ones; the median rate is appended to ``median`` if given."""
     g = torch.Generator(device=device).manual_seed(0)
     a = torch.randn((n, n), generator=g, device=device).to(dtype)
     b = torch.randn((n, n), generator=g, device=device).to(dtype)
     out = torch.empty((n, n), device=device, dtype=dtype)
+    for _ in range(3):
+        torch.mm(a, b, out=out)
     times = time_calls(lambda: torch.mm(a, b, out=out), device, min_seconds=min_seconds, min_calls=3)
+    if median is not None:
+        median.append(2.0 * n**3 / statistics.median(times))
     return 2.0 * n**3 / min(times)
+
+
+def gpu_peak(name: str) -> tuple[str | None, tuple[float, float, float] | None]:
+    """(key of :data:`GPU_PEAKS`, its (bf16, tf32, fp32) dense peaks in FLOP/s) for a device name, or (None, None)."""
+    matched = next((k for k in GPU_PEAKS if k in name), None)
+    return matched, GPU_PEAKS[matched] if matched else None
 
 
 def device_peaks(device: torch.device, *, smoke: bool) -> dict:
@@ -240,12 +293,17 @@ def device_peaks(device: torch.device, *, smoke: bool) -> dict:
                 "matmul_implied_clock_ghz": measured / (theory["cores"] * theory["flop_per_cycle"] * 1e9)}
         return {"fp32": fp32, "bf16": None, "cpu": info}
     name = torch.cuda.get_device_name(device)
-    peak = next((v for k, v in GPU_PEAKS.items() if k in name), None)
+    matched, peak = gpu_peak(name)
     n = 2048 if smoke else 8192
-    source = f"NVIDIA data sheet, dense, matched on the device name {name!r}"
+    source = f"{GPU_PEAK_SOURCE}: {matched!r} matched on the device name {name!r}"
+    median: list = []
     bf16 = {"theoretical_flops": peak[0] if peak else None, "theoretical_source": source if peak else "unknown device",
-            "matmul_flops": _matmul_rate(device, torch.bfloat16, n, 0.2 if smoke else 2.0),
-            "matmul": f"torch.mm bf16 {n} x {n} x {n}, best of repeats"}
+            "matmul_flops": _matmul_rate(device, torch.bfloat16, n, 0.2 if smoke else 2.0, median=median),
+            "matmul": f"torch.mm bf16 {n} x {n} x {n} of random matrices, best of repeats (the ceiling the "
+                      "targets are set against)"}
+    bf16["matmul_flops_median"] = median[0]
+    if peak:
+        bf16["matmul_fraction_of_theoretical"] = bf16["matmul_flops"] / peak[0]
     # cuDNN convolutions, most of the network's FLOP, run fp32 inputs in TF32 by default
     # (torch.backends.cudnn.allow_tf32): fp32 runs are set against the TF32 peak, and the matmul
     # ceiling is taken in TF32 too.
@@ -338,12 +396,27 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
 
 
 def parse_variant(name: str) -> dict:
+    """Options of a variant name: ``+``-joined channels_last, compile, cudagraphs (compile in mode
+    'reduce-overhead'), bf16 (CPU autocast), cudnn_benchmark (``torch.backends.cudnn.benchmark``:
+    cuDNN times its algorithms per shape and keeps the fastest); ``eager`` is none of them."""
     tokens = set(name.split("+")) - {"eager"}
-    unknown = tokens - {"channels_last", "compile", "cudagraphs", "bf16"}
+    unknown = tokens - {"channels_last", "compile", "cudagraphs", "bf16", "cudnn_benchmark"}
     if unknown:
         raise ValueError(f"unknown variant option(s) {sorted(unknown)} in {name!r}")
     return {"channels_last": "channels_last" in tokens, "compile": bool(tokens & {"compile", "cudagraphs"}),
-            "compile_mode": "reduce-overhead" if "cudagraphs" in tokens else "default", "bf16": "bf16" in tokens}
+            "compile_mode": "reduce-overhead" if "cudagraphs" in tokens else "default", "bf16": "bf16" in tokens,
+            "cudnn_benchmark": "cudnn_benchmark" in tokens}
+
+
+@contextlib.contextmanager
+def cudnn_benchmark(enabled: bool):
+    """``torch.backends.cudnn.benchmark`` set to ``enabled`` inside the block, restored after it."""
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = bool(enabled)
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
 
 
 def make_predictor(base_unet, variant: dict, device: torch.device) -> NoisePredictor:
@@ -353,13 +426,14 @@ def make_predictor(base_unet, variant: dict, device: torch.device) -> NoisePredi
                           compile_mode=variant["compile_mode"]).eval()
 
 
-def _forward_call(predictor, cfg: ModelConfig, batch: int, device: torch.device, autocast_dtype, timestep: int):
+def _forward_call(predictor, cfg: ModelConfig, batch: int, device: torch.device, autocast_dtype, timestep: int,
+                  benchmark: bool = False):
     x_lr, factors = example_inputs(cfg, batch, device)
     x_t = torch.randn(x_lr.shape, generator=torch.Generator().manual_seed(1)).to(device)
     t = torch.full((batch,), timestep, dtype=torch.int64, device=device)
 
     def call():
-        with torch.inference_mode(), _autocast(device, autocast_dtype):
+        with torch.inference_mode(), _autocast(device, autocast_dtype), cudnn_benchmark(benchmark):
             return predictor(x_t, x_lr, t, factors)
 
     return call
@@ -423,18 +497,23 @@ def best_batch(rows: list[dict]) -> int:
 
 def measure_variants(base_unet, names, cfg: ModelConfig, device: torch.device, batch: int, *, default_autocast,
                      timestep: int, flops: float, peaks: dict, min_seconds: float, min_calls: int,
-                     rounds: int) -> dict:
+                     rounds: int, budget: "Budget | None" = None) -> dict:
     """Forward throughput of each predictor variant at ``batch`` (timed alternately), its first-call
-    (compile) time, its deviation from the eager result, and whether a compile fell back to eager."""
-    results, predictors, calls, reference = {}, {}, {}, None
+    (compile) time, its deviation from the eager result, and whether a compile fell back to eager.
+    A compiled variant is skipped when ``budget`` has less than :data:`COMPILE_SECONDS` left."""
+    results, predictors, calls, reference, skipped = {}, {}, {}, None, {}
     for name in names:
         variant = parse_variant(name)
         if variant["bf16"] and device.type == "cuda":
             continue  # the CUDA variants run under bf16 autocast already
+        if variant["compile"] and budget is not None and not budget.allows(COMPILE_SECONDS):
+            skipped[name] = {**variant, "skipped": f"time budget: {budget.left():.0f} s left, a compile may take "
+                                                   f"{COMPILE_SECONDS:.0f} s"}
+            continue
         autocast_dtype = torch.bfloat16 if variant["bf16"] else default_autocast
         precision = "bf16" if autocast_dtype is not None else "fp32"
         predictor = make_predictor(base_unet, variant, device)
-        call = _forward_call(predictor, cfg, batch, device, autocast_dtype, timestep)
+        call = _forward_call(predictor, cfg, batch, device, autocast_dtype, timestep, variant["cudnn_benchmark"])
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RuntimeWarning)
             synchronize(device)
@@ -462,7 +541,7 @@ def measure_variants(base_unet, names, cfg: ModelConfig, device: torch.device, b
     eager = results.get("eager", {}).get("evaluations_per_s")
     for row in results.values():
         row["speedup_vs_eager"] = row["evaluations_per_s"] / eager if eager else None
-    return {"results": results, "predictors": predictors}
+    return {"results": results, "predictors": predictors, "skipped": skipped}
 
 
 # ---------------------------------------------------------------------------------------------- sampling
@@ -470,7 +549,7 @@ def measure_variants(base_unet, names, cfg: ModelConfig, device: torch.device, b
 
 def time_sampling(predictor, diffusion: Diffusion, cfg: ModelConfig, device: torch.device, *, chains: int,
                   batch_size: int, repeats: int, steps: int, timed_steps: int, autocast_dtype, flops: float,
-                  peak: dict | None) -> dict:
+                  peak: dict | None, benchmark: bool = False) -> dict:
     """Diffusion.sample on ``chains`` = spectra x repeats chains, network calls of ``batch_size``
     chains: the last ``timed_steps`` steps of the ``steps``-step DDPM schedule, timed with the
     setup included."""
@@ -480,9 +559,10 @@ def time_sampling(predictor, diffusion: Diffusion, cfg: ModelConfig, device: tor
 
     def run(k: int):
         generator = torch.Generator(device=device).manual_seed(0)
-        return diffusion.sample(predictor, x_lr, factors, sampler="ddpm", steps=steps, repeats=repeats,
-                                batch_size=batch_size, start_step=timesteps[-k], generator=generator, progress=False,
-                                autocast_dtype=autocast_dtype)
+        with cudnn_benchmark(benchmark):
+            return diffusion.sample(predictor, x_lr, factors, sampler="ddpm", steps=steps, repeats=repeats,
+                                    batch_size=batch_size, start_step=timesteps[-k], generator=generator,
+                                    progress=False, autocast_dtype=autocast_dtype)
 
     run(1)  # warm-up (and compilation for this shape)
     with MemoryPeak(device) as memory:
@@ -498,7 +578,7 @@ def time_sampling(predictor, diffusion: Diffusion, cfg: ModelConfig, device: tor
     return {
         "path": "Diffusion.sample (ddpm): spectra x repeats chains advanced together, network calls of batch_size",
         "spectra": spectra, "repeats": repeats, "chains": chains, "batch_size": batch_size,
-        "precision": "bf16" if autocast_dtype is not None else "fp32",
+        "precision": "bf16" if autocast_dtype is not None else "fp32", "cudnn_benchmark": benchmark,
         "timed_steps": timed_steps, "seconds": seconds, "seconds_per_step": seconds / timed_steps,
         "evaluations_per_s": rate, "spectra_per_s": rate / per_spectrum,
         "seconds_per_spectrum": per_spectrum / rate,
@@ -554,8 +634,10 @@ def time_naive(base_unet, diffusion_cfg: DiffusionConfig, cfg: ModelConfig, devi
 
 def time_training(base_unet, variant: dict, diffusion: Diffusion, cfg: ModelConfig, device: torch.device, *,
                   batch: int, warmup_steps: int, timed_steps: int, autocast_dtype, flops: float,
-                  peak: dict | None) -> dict:
-    """The training step of :func:`mssr.model.train.train`: loss, backward, clipping at norm 1, AdamW, EMA."""
+                  peak: dict | None, profile_steps: int = 0) -> dict:
+    """The training step of :func:`mssr.model.train.train`: loss, backward, clipping at norm 1, AdamW, EMA.
+
+    With ``profile_steps``, that many more steps run under ``torch.profiler`` (``profile`` in the result)."""
     from mssr.model.train import EMA
 
     unet = copy.deepcopy(base_unet).to(device)
@@ -578,7 +660,8 @@ def time_training(base_unet, variant: dict, diffusion: Diffusion, cfg: ModelConf
         optimizer.step()
         ema.update(unet, i)
 
-    with warnings.catch_warnings(record=True) as caught:
+    benchmark = bool(variant.get("cudnn_benchmark"))
+    with warnings.catch_warnings(record=True) as caught, cudnn_benchmark(benchmark):
         warnings.simplefilter("always", RuntimeWarning)
         for i in range(warmup_steps):
             step(i + 1)
@@ -589,6 +672,17 @@ def time_training(base_unet, variant: dict, diffusion: Diffusion, cfg: ModelConf
                 step(warmup_steps + i + 1)
             synchronize(device)
             seconds = time.perf_counter() - start
+        profiled = None
+        if profile_steps:
+            from torch.profiler import ProfilerActivity, profile
+
+            activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+            with profile(activities=activities) as prof:
+                for i in range(profile_steps):
+                    step(warmup_steps + timed_steps + i + 1)
+                synchronize(device)
+            profiled = top_ops(prof, device, f"{profile_steps} training steps at batch {batch} (after the timed "
+                                             "ones)")
     if not all(math.isfinite(x) for x in losses):
         raise FloatingPointError(f"non-finite training loss: {losses}")
     rate = batch * timed_steps / seconds
@@ -596,19 +690,21 @@ def time_training(base_unet, variant: dict, diffusion: Diffusion, cfg: ModelConf
     return {
         "path": "Diffusion.training_loss + backward + clip_grad_norm_(1.0) + AdamW.step + EMA.update",
         "batch_size": batch, "precision": "bf16" if autocast_dtype is not None else "fp32",
-        "channels_last": variant["channels_last"], "compile": predictor.compiled,
+        "channels_last": variant["channels_last"], "cudnn_benchmark": benchmark, "compile": predictor.compiled,
         "compile_fallback": fallback[0] if fallback else None,
         "warmup_steps": warmup_steps, "timed_steps": timed_steps, "seconds": seconds,
         "seconds_per_step": seconds / timed_steps, "samples_per_s": rate,
-        **utilization(rate * flops, peak), **memory.result,
+        **utilization(rate * flops, peak), **memory.result, **({"profile": profiled} if profiled else {}),
     }
 
 
 # ---------------------------------------------------------------------------------------------- profile
 
+# Operator names on the CPU, kernel names on CUDA (cuDNN's convolutions: *fprop*/*dgrad*/*wgrad*,
+# implicit GEMM; attention: flash/fmha).
 _OP_GROUPS = (
-    ("convolution", ("conv", "cudnn")),
-    ("attention", ("scaled_dot_product", "flash", "attention")),
+    ("convolution", ("conv", "cudnn", "fprop", "dgrad", "wgrad", "implicit_gemm", "implicit_convolve")),
+    ("attention", ("scaled_dot_product", "flash", "attention", "fmha")),
     ("matmul", ("mm", "addmm", "bmm", "linear", "gemm", "matmul")),
     ("group_norm", ("group_norm", "native_group_norm")),
     ("activation", ("silu", "sigmoid")),
@@ -625,7 +721,7 @@ def _group(name: str) -> str:
 
 def profile_sampling(predictor, diffusion: Diffusion, cfg: ModelConfig, device: torch.device, *, chains: int,
                      batch_size: int, repeats: int, steps: int, profile_steps: int, autocast_dtype,
-                     top: int = 15) -> dict:
+                     top: int = 15, benchmark: bool = False) -> dict:
     """torch.profiler over ``profile_steps`` sampling steps: top operators by self time, and groups."""
     from torch.profiler import ProfilerActivity, profile
 
@@ -637,11 +733,18 @@ def profile_sampling(predictor, diffusion: Diffusion, cfg: ModelConfig, device: 
                          start_step=timesteps[-k], generator=torch.Generator(device=device).manual_seed(0),
                          progress=False, autocast_dtype=autocast_dtype)
 
-    run(1)
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with profile(activities=activities) as prof:
-        run(profile_steps)
-        synchronize(device)
+    with cudnn_benchmark(benchmark):
+        run(1)
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+        with profile(activities=activities) as prof:
+            run(profile_steps)
+            synchronize(device)
+    return top_ops(prof, device, f"{profile_steps} sampling steps of {chains} chains; the predictor runs eagerly "
+                                 "here (compiled code hides the operators)", top=top)
+
+
+def top_ops(prof, device: torch.device, what: str, top: int = 15) -> dict:
+    """Top operators of a finished ``torch.profiler.profile`` by self time (CUDA time on a GPU), and groups."""
     events = prof.key_averages()
     on_gpu = device.type == "cuda"
 
@@ -656,8 +759,7 @@ def profile_sampling(predictor, diffusion: Diffusion, cfg: ModelConfig, device: 
     for name, us, _ in rows:
         groups[_group(name)] = groups.get(_group(name), 0.0) + us
     return {
-        "what": f"{profile_steps} sampling steps of {chains} chains, {'self CUDA' if on_gpu else 'self CPU'} time "
-                f"per operator; the predictor runs eagerly here (compiled code hides the operators)",
+        "what": f"{what}: {'self CUDA' if on_gpu else 'self CPU'} time per operator",
         "total_self_ms": total / 1e3,
         "top_ops": [{"name": name, "self_ms": us / 1e3, "percent": 100 * us / total, "calls": count}
                     for name, us, count in rows[:top]],
@@ -669,7 +771,7 @@ def profile_sampling(predictor, diffusion: Diffusion, cfg: ModelConfig, device: 
 
 
 def grid_estimate(paper_flops: dict, protocol: dict, *, peak_flops: float = H100_SXM_BF16, mfu: float = ASSUMED_MFU,
-                  measured: dict | None = None) -> dict:
+                  measured: dict | None = None, peak_source: str | None = None) -> dict:
     """Compute of the paper's grid from FLOP counts, in device-hours at ``peak_flops`` and at ``mfu``."""
     evaluations = PAPER_TEST_SPECTRA * len(FACTORS) * PAPER_FAMILIES * protocol["steps"] * protocol["repeats"]
     train_samples = (protocol["epochs"] + len(FACTORS) * protocol["baseline_epochs"]) * PAPER_TRAIN_SPECTRA
@@ -689,7 +791,8 @@ def grid_estimate(paper_flops: dict, protocol: dict, *, peak_flops: float = H100
         "network_evaluations": evaluations, "training_samples": train_samples,
         "inference_flop": inference, "training_flop": training, "total_flop": inference + training,
         "peak_flops": peak_flops,
-        "peak_source": "H100 SXM dense bf16, NVIDIA data sheet" if peak_flops == H100_SXM_BF16 else "given",
+        "peak_source": peak_source or ("H100 SXM dense bf16, NVIDIA data sheet" if peak_flops == H100_SXM_BF16
+                                       else "given"),
         "assumed_mfu": mfu,
         "hours_at_peak": {"inference": hours(inference, peak_flops), "training": hours(training, peak_flops),
                           "total": hours(inference + training, peak_flops)},
@@ -713,31 +816,115 @@ def grid_estimate(paper_flops: dict, protocol: dict, *, peak_flops: float = H100
 # ---------------------------------------------------------------------------------------------- main
 
 
+COMPILE_SECONDS = 120.0
+"""Time budget a torch.compile'd variant needs (first compile of the paper network with a cold
+cache, plus its timing); compiled variants are skipped when less is left."""
+
+
+class Budget:
+    """Seconds left of ``seconds`` (None: unbounded) counted from ``started`` (``time.perf_counter``)."""
+
+    def __init__(self, seconds: float | None, started: float):
+        self.seconds, self.started = seconds, started
+
+    def left(self) -> float:
+        return math.inf if self.seconds is None else self.seconds - (time.perf_counter() - self.started)
+
+    def allows(self, need: float) -> bool:
+        return self.left() >= need
+
+
 def plan(size: str, device: torch.device, smoke: bool, repeats: int, train_batch: int) -> dict:
     """Batch sizes, variants and step counts for a size/device; smoke runs in seconds."""
     cuda = device.type == "cuda"
     if smoke:
         return {"batch_sizes": [1, repeats], "sweep_variants": ["eager"], "variants": ["eager", "channels_last"],
                 "timed_steps": 2, "naive_steps": 2, "train_batch": 1 if size == "paper" else 4, "train_warmup": 1,
-                "train_steps": 1, "profile_steps": 1, "min_seconds": 0.05, "min_calls": 1, "rounds": 1}
-    gpu_variants = ["eager", "channels_last", "compile", "channels_last+compile", "channels_last+cudagraphs"]
-    if size == "paper" and not cuda:
+                "train_steps": 1, "train_batches": [], "profile_steps": 1, "min_seconds": 0.05, "min_calls": 1,
+                "rounds": 1}
+    gpu_variants = ["eager", "channels_last", "channels_last+cudnn_benchmark", "channels_last+cudnn_benchmark+compile",
+                    "channels_last+cudnn_benchmark+cudagraphs"]
+    if size in ("paper", "release") and not cuda:
         # ~280 GFLOP per evaluation: seconds per forward on a few CPU cores.
         return {"batch_sizes": [1, 2, 4], "sweep_variants": ["eager"], "variants": ["eager", "channels_last"],
                 "timed_steps": 1, "naive_steps": 1, "train_batch": 1, "train_warmup": 1, "train_steps": 1,
-                "profile_steps": 1, "min_seconds": 0.0, "min_calls": 1, "rounds": 1}
-    top = {("demo", False): 8, ("demo", True): 12, ("paper", True): 8}[(size, cuda)]
+                "train_batches": [], "profile_steps": 1, "min_seconds": 0.0, "min_calls": 1, "rounds": 1}
+    top = {("demo", False): 8, ("demo", True): 12, ("paper", True): 8, ("release", True): 10}[(size, cuda)]
     return {"batch_sizes": [1] + [repeats * 2**k for k in range(top + 1)],
             "sweep_variants": ["eager", "channels_last"],
             "variants": gpu_variants if cuda else
             ["eager", "channels_last", "compile", "channels_last+compile", "bf16", "channels_last+bf16"],
             "timed_steps": 20, "naive_steps": 100, "train_batch": train_batch,
+            # Beside the configured batch, larger ones: where the step stops gaining, the GPU is full.
+            "train_batches": [4 * train_batch] if cuda else [],
             "train_warmup": 3, "train_steps": 10 if cuda else 15, "profile_steps": 3,
             "min_seconds": 1.5, "min_calls": 3, "rounds": 3}
 
 
+def targets(record: dict) -> dict:
+    """The GPU issue's targets against the measured figures; where one is missed, the top kernels.
+
+    Sampling and training: achieved FLOP/s at least :data:`TARGET_FRACTION_OF_MATMUL` of the
+    measured bf16 matmul ceiling; batched sampling at least :data:`TARGET_BATCHED_OVER_NAIVE`
+    times the naive loop's network evaluations per second.
+    """
+    if record["device"] != "cuda" or record["smoke"]:
+        return {"note": "the targets are set for the paper network on CUDA; not evaluated here"}
+    ceiling = (record["peaks"].get("bf16") or {}).get("matmul_flops")
+    found: dict = {"ceiling": {"what": "measured bf16 matmul (torch.mm 8192^3, random data, best of repeats)",
+                               "flops": ceiling}}
+    sampling, training = record.get("sampling"), record.get("training")
+
+    def gap(profile: dict | None) -> dict:
+        if not profile:
+            return {}
+        groups = profile["groups_percent"]
+        first = next(iter(groups), None)
+        hints = {
+            "convolution": "the convolutions (cuDNN) dominate: channels_last + cudnn.benchmark, larger batches per "
+                           "call, and fewer small-channel convolutions at the full-resolution level",
+            "group_norm": "GroupNorm is memory-bound: fuse GroupNorm + SiLU (torch.compile does) and keep bf16",
+            "activation": "SiLU and the elementwise ops are memory-bound: fuse them into the convolutions' "
+                          "epilogues or the norms (torch.compile)",
+            "attention": "attention at the 32 x 32 level: flash attention in bf16 (check the kernel chosen)",
+            "other (elementwise, copies, scheduler)": "elementwise ops, copies and casts between the kernels: "
+                          "fewer casts (bf16 throughout), fused elementwise code (torch.compile), CUDA graphs "
+                          "against launch gaps",
+            "matmul": "the linear layers (time embedding, attention projections) at small sizes",
+        }
+        return {"top_kernels": [{"name": r["name"], "percent": r["percent"]} for r in profile["top_ops"][:5]],
+                "groups_percent": groups, "what_would_close_the_gap": hints.get(first, "see the top kernels"),
+                "profile": profile["what"]}
+
+    if sampling and ceiling:
+        row = sampling["batched"]
+        found["sampling_fraction_of_matmul"] = {
+            "target": f">= {TARGET_FRACTION_OF_MATMUL:.0%} of the measured bf16 matmul ceiling",
+            "measured": row["fraction_of_matmul"], "achieved_flops": row["achieved_flops"],
+            "mfu_vs_nominal": row["mfu"], "variant": row.get("variant"), "batch_size": row["batch_size"],
+            "met": row["fraction_of_matmul"] >= TARGET_FRACTION_OF_MATMUL}
+        if not found["sampling_fraction_of_matmul"]["met"]:
+            found["sampling_fraction_of_matmul"].update(gap(record.get("profile")))
+        ratio = sampling["speedup_per_evaluation"]
+        found["batched_over_naive"] = {
+            "target": f">= {TARGET_BATCHED_OVER_NAIVE:g}x the naive loop's evaluations/s",
+            "measured": ratio, "batched_evaluations_per_s": row["evaluations_per_s"],
+            "naive_evaluations_per_s": sampling["naive"]["evaluations_per_s"],
+            "met": ratio >= TARGET_BATCHED_OVER_NAIVE}
+    if training and ceiling:
+        found["training_fraction_of_matmul"] = {
+            "target": f">= {TARGET_FRACTION_OF_MATMUL:.0%} of the measured bf16 matmul ceiling",
+            "measured": training["fraction_of_matmul"], "achieved_flops": training["achieved_flops"],
+            "mfu_vs_nominal": training["mfu"], "batch_size": training["batch_size"],
+            "compile": training["compile"], "met": training["fraction_of_matmul"] >= TARGET_FRACTION_OF_MATMUL}
+        if not found["training_fraction_of_matmul"]["met"]:
+            found["training_fraction_of_matmul"].update(gap(record.get("training_profile")))
+    return found
+
+
 def run(args) -> dict:
     started = time.perf_counter()
+    budget = Budget(args.budget_seconds, started)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device is available")
@@ -748,7 +935,7 @@ def run(args) -> dict:
     protocol = paper_protocol()
     steps, repeats = protocol["steps"], protocol["repeats"]
     train_batch = (protocol["train_batch_size"] if args.size == "paper"
-                   else int(read_yaml(DEMO_CONFIG_FILE)["train"]["batch_size"]))
+                   else int(size_config(args.size)["train"]["batch_size"]))
     p = plan(args.size, device, args.smoke, repeats, train_batch)
     for key in ("timed_steps", "naive_steps", "train_batch", "train_steps"):
         if getattr(args, key) is not None:
@@ -768,6 +955,23 @@ def run(args) -> dict:
     mid_t = diffusion_cfg.timesteps // 2
     default_autocast = torch.bfloat16 if device.type == "cuda" else None
     precision = "bf16" if default_autocast is not None else "fp32"
+    skipped: list[str] = []
+
+    import platform
+
+    # Rewritten after every stage, so that a run stopped from outside leaves what it measured.
+    record: dict = {
+        "benchmark": "mssr network: sampling and training throughput against the device's peak",
+        "complete": False, "size": args.size, "smoke": bool(args.smoke), "only": args.only, "device": device.type,
+        "cpu": common.cpu_info(), "threads": torch.get_num_threads(), "platform": platform.platform(),
+        "versions": common.versions("torch", "diffusers", "numpy", "mssr"), "date": common.utc_now(),
+        "load_average_before": load_before, "budget_seconds": args.budget_seconds, "skipped": skipped,
+    }
+
+    def save() -> None:
+        if args.out is not None:
+            record["elapsed_seconds"] = time.perf_counter() - started
+            common.write_json(args.out, record)
 
     torch.manual_seed(args.seed)
     base_unet = build_unet(cfg).eval()
@@ -779,103 +983,145 @@ def run(args) -> dict:
     paper_flops = flops if args.size == "paper" else count_flops(PAPER_CONFIG, DiffusionConfig(timesteps=2000))
     fwd, train_flop = flops["forward_per_sample"], flops["training_step_per_sample"]
     peaks = device_peaks(device, smoke=args.smoke)
-    log(f"forward {fwd / 1e9:.3f} GFLOP/sample; fp32 peak {peaks['fp32']['theoretical_flops'] or 0:.3g}, "
-        f"matmul {peaks['fp32']['matmul_flops']:.3g} FLOP/s")
-
-    sweep_predictors = {name: make_predictor(base_unet, parse_variant(name), device) for name in p["sweep_variants"]}
-    swept = forward_sweep(sweep_predictors, cfg, device, p["batch_sizes"], autocast_dtype=default_autocast,
-                          timestep=mid_t, flops=fwd, peak=peaks[precision], min_seconds=p["min_seconds"],
-                          min_calls=p["min_calls"], rounds=p["rounds"])
-    del sweep_predictors
-    sweeps = {}
-    for name, rows in swept.items():
-        sweeps[name] = {"precision": precision, "rows": rows, "best_batch": best_batch(rows)}
-        log(f"sweep {name}: " + ", ".join(f"{r['batch']}: {r.get('evaluations_per_s', 0):.1f}/s" for r in rows))
-    fastest = max(sweeps.values(), key=lambda s: max(r.get("evaluations_per_s", 0.0) for r in s["rows"]))
-    # The sampler advances spectra x repeats chains together; the network sees them in calls of the
-    # best batch size (one call per step when the best batch holds all chains).
-    chains = repeats * max(1, round(fastest["best_batch"] / repeats))
-    call_batch = min(fastest["best_batch"], chains)
-
-    measured = measure_variants(base_unet, p["variants"], cfg, device, call_batch, default_autocast=default_autocast,
-                                timestep=mid_t, flops=fwd, peaks=peaks, min_seconds=p["min_seconds"],
-                                min_calls=p["min_calls"], rounds=p["rounds"])
-    variants = measured["results"]
-    for name, row in variants.items():
-        log(f"variant {name}: {row['evaluations_per_s']:.1f}/s (first call {row['first_call_seconds']:.1f} s)"
-            + (f" FALLBACK {row['compile_fallback']}" if row["compile_fallback"] else ""))
-    eligible = {k: v for k, v in variants.items() if not v["bf16"]}
-    chosen = max(eligible, key=lambda k: eligible[k]["evaluations_per_s"])
-    predictor = measured["predictors"][chosen]
-
-    # Batched and naive alternate, so that a drift of the machine's speed touches both alike; the
-    # run with the median rate of each is kept.
-    batched_runs, naive_runs = [], []
-    for _ in range(p["rounds"]):
-        batched_runs.append(time_sampling(predictor, diffusion, cfg, device, chains=chains, batch_size=call_batch,
-                                          repeats=repeats, steps=steps, timed_steps=p["timed_steps"],
-                                          autocast_dtype=default_autocast, flops=fwd, peak=peaks[precision]))
-        naive_runs.append(time_naive(base_unet, diffusion_cfg, cfg, device, steps=steps, timed_steps=p["naive_steps"],
-                                     repeats=repeats, flops=fwd, peak=peaks["fp32"]))
-    batched, naive = _median_run(batched_runs), _median_run(naive_runs)
-    batched["variant"] = chosen
-    log(f"sampling: batched {batched['evaluations_per_s']:.1f} eval/s ({chosen}, {chains} chains), "
-        f"naive {naive['evaluations_per_s']:.1f} eval/s")
-
-    train_variant = parse_variant(chosen)
-    train_variant["compile"] = train_variant["compile"] and (device.type == "cuda" or args.train_compile)
-    train_variant["compile_mode"] = "default"
-    training = time_training(base_unet, train_variant, diffusion, cfg, device, batch=p["train_batch"],
-                             warmup_steps=p["train_warmup"], timed_steps=p["train_steps"],
-                             autocast_dtype=default_autocast, flops=train_flop, peak=peaks[precision])
-    log(f"training: {training['samples_per_s']:.1f} samples/s at batch {p['train_batch']}")
-
-    eager_flags = dict(parse_variant(chosen), compile=False, compile_mode="default")
-    profile = profile_sampling(make_predictor(base_unet, eager_flags, device), diffusion, cfg, device,
-                               chains=chains, batch_size=call_batch, repeats=repeats, steps=steps,
-                               profile_steps=p["profile_steps"], autocast_dtype=default_autocast)
-
-    at_measured = None
-    if args.size == "paper":
-        name = peaks.get("gpu", {}).get("name") if device.type == "cuda" else peaks["cpu"]["model"]
-        at_measured = {"device": f"{device.type}: {name}", "evaluations_per_s": batched["evaluations_per_s"],
-                       "samples_per_s": training["samples_per_s"]}
-    estimate = grid_estimate(paper_flops, protocol, measured=at_measured)
-
-    import platform
-
-    record = {
-        "benchmark": "mssr network: sampling and training throughput against the device's peak",
-        "size": args.size,
-        "smoke": bool(args.smoke),
-        "device": device.type,
+    record.update({
         "device_name": peaks["gpu"]["name"] if device.type == "cuda" else peaks["cpu"]["model"],
-        "cpu": common.cpu_info(),
-        "threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-        "versions": common.versions("torch", "diffusers", "numpy", "mssr"),
-        "date": common.utc_now(),
-        "load_average_before": load_before,
         "model": {"source": source, "config": cfg.to_dict(), "parameters": count_parameters(base_unet),
                   "sample_size_px": cfg.sample_size},
         "diffusion": diffusion_cfg.to_dict(),
         "protocol": {**protocol, "sampling_extrapolation": (
             f"the last {p['timed_steps']} of {steps} DDPM steps are run and timed (setup included); every step "
             f"costs one network evaluation per chain, so spectra/s = evaluations/s / ({steps} x {repeats})")},
-        "plan": p,
-        "flops": flops,
-        "peaks": {k: v for k, v in peaks.items() if k in ("fp32", "bf16")},
-        "batch_sweep": sweeps,
-        "pipeline_sample_batch_size": pipeline_batch,
-        "batch_rule": "best batch: the smallest within 3 % of the highest evaluations/s; the sampler advances "
-                      f"spectra x repeats = {chains} chains (the multiple of {repeats} nearest to it) in network "
-                      f"calls of {call_batch}",
-        "variants": variants,
-        "sampling": {"batched": batched, "naive": naive,
-                     "speedup_per_evaluation": batched["evaluations_per_s"] / naive["evaluations_per_s"]},
-        "training": training,
-        "profile": profile,
-        "paper_grid_estimate": estimate,
+        "plan": p, "flops": flops, "peaks": {k: v for k, v in peaks.items() if k in ("fp32", "bf16", "gpu")},
+    })
+    if device.type == "cuda":
+        record["cuda"] = {"torch_cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
+                          "cudnn_benchmark_default": torch.backends.cudnn.benchmark,
+                          "conv_tf32": torch.backends.cudnn.allow_tf32,
+                          "matmul_tf32": torch.backends.cuda.matmul.allow_tf32}
+    save()
+    log(f"forward {fwd / 1e9:.3f} GFLOP/sample; {precision} peak {peaks[precision]['theoretical_flops'] or 0:.3g}, "
+        f"matmul {peaks[precision]['matmul_flops']:.3g} FLOP/s")
+
+    chosen = args.train_variant or ("channels_last+cudnn_benchmark" if device.type == "cuda" else "eager")
+    if args.only != "training":
+        sweep_predictors = {name: make_predictor(base_unet, parse_variant(name), device)
+                            for name in p["sweep_variants"]}
+        swept = forward_sweep(sweep_predictors, cfg, device, p["batch_sizes"], autocast_dtype=default_autocast,
+                              timestep=mid_t, flops=fwd, peak=peaks[precision], min_seconds=p["min_seconds"],
+                              min_calls=p["min_calls"], rounds=p["rounds"])
+        del sweep_predictors
+        sweeps = {}
+        for name, rows in swept.items():
+            sweeps[name] = {"precision": precision, "rows": rows, "best_batch": best_batch(rows)}
+            log(f"sweep {name}: " + ", ".join(f"{r['batch']}: {r.get('evaluations_per_s', 0):.1f}/s" for r in rows))
+        fastest = max(sweeps.values(), key=lambda s: max(r.get("evaluations_per_s", 0.0) for r in s["rows"]))
+        # The sampler advances spectra x repeats chains together; the network sees them in calls of the
+        # best batch size (one call per step when the best batch holds all chains).
+        chains = repeats * max(1, round(fastest["best_batch"] / repeats))
+        call_batch = min(fastest["best_batch"], chains)
+        record.update({"batch_sweep": sweeps, "pipeline_sample_batch_size": pipeline_batch,
+                       "batch_rule": "best batch: the smallest within 3 % of the highest evaluations/s; the sampler "
+                                     f"advances spectra x repeats = {chains} chains (the multiple of {repeats} "
+                                     f"nearest to it) in network calls of {call_batch}"})
+        save()
+
+        measured = measure_variants(base_unet, p["variants"], cfg, device, call_batch,
+                                    default_autocast=default_autocast, timestep=mid_t, flops=fwd, peaks=peaks,
+                                    min_seconds=p["min_seconds"], min_calls=p["min_calls"], rounds=p["rounds"],
+                                    budget=budget)
+        variants = measured["results"]
+        for name, row in variants.items():
+            log(f"variant {name}: {row['evaluations_per_s']:.1f}/s (first call {row['first_call_seconds']:.1f} s)"
+                + (f" FALLBACK {row['compile_fallback']}" if row["compile_fallback"] else ""))
+        skipped += [f"variant {name}: {row['skipped']}" for name, row in measured["skipped"].items()]
+        record["variants"] = {**variants, **measured["skipped"]}
+        save()
+        eligible = {k: v for k, v in variants.items() if not v["bf16"]}
+        chosen = max(eligible, key=lambda k: eligible[k]["evaluations_per_s"])
+        predictor = measured["predictors"][chosen]
+        benchmark = parse_variant(chosen)["cudnn_benchmark"]
+
+        # Batched and naive alternate, so that a drift of the machine's speed touches both alike; the
+        # run with the median rate of each is kept.
+        batched_runs, naive_runs = [], []
+        for i in range(p["rounds"]):
+            if i and not budget.allows(60):
+                skipped.append(f"sampling rounds {i + 1}..{p['rounds']}: time budget")
+                break
+            batched_runs.append(time_sampling(predictor, diffusion, cfg, device, chains=chains,
+                                              batch_size=call_batch, repeats=repeats, steps=steps,
+                                              timed_steps=p["timed_steps"], autocast_dtype=default_autocast, flops=fwd,
+                                              peak=peaks[precision], benchmark=benchmark))
+            naive_runs.append(time_naive(base_unet, diffusion_cfg, cfg, device, steps=steps,
+                                         timed_steps=p["naive_steps"], repeats=repeats, flops=fwd,
+                                         peak=peaks["fp32"]))
+        del measured, predictor
+        batched, naive = _median_run(batched_runs), _median_run(naive_runs)
+        batched["variant"] = chosen
+        log(f"sampling: batched {batched['evaluations_per_s']:.1f} eval/s ({chosen}, {chains} chains), "
+            f"naive {naive['evaluations_per_s']:.1f} eval/s")
+        record["sampling"] = {"batched": batched, "naive": naive,
+                              "speedup_per_evaluation": batched["evaluations_per_s"] / naive["evaluations_per_s"]}
+        save()
+
+        eager_flags = dict(parse_variant(chosen), compile=False, compile_mode="default")
+        record["profile"] = profile_sampling(make_predictor(base_unet, eager_flags, device), diffusion, cfg, device,
+                                             chains=chains, batch_size=call_batch, repeats=repeats, steps=steps,
+                                             profile_steps=p["profile_steps"], autocast_dtype=default_autocast,
+                                             benchmark=eager_flags["cudnn_benchmark"])
+        save()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+    # Training: the chosen options without compile at the configured batch (and larger ones on CUDA),
+    # then compiled at the best of those batches where the chosen variant compiles and time is left.
+    train_variant = dict(parse_variant(chosen), compile=False, compile_mode="default")
+    rows = []
+    for i, batch in enumerate([p["train_batch"]] + [b for b in p["train_batches"] if b != p["train_batch"]]):
+        try:
+            rows.append(time_training(base_unet, train_variant, diffusion, cfg, device, batch=batch,
+                                      warmup_steps=p["train_warmup"], timed_steps=p["train_steps"],
+                                      autocast_dtype=default_autocast, flops=train_flop, peak=peaks[precision],
+                                      profile_steps=0 if i else min(2, p["profile_steps"])))
+        except RuntimeError as exc:
+            if not _is_oom(exc) or not rows:
+                raise
+            rows.append({"batch_size": batch, "out_of_memory": True})
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+        if "samples_per_s" in rows[-1]:
+            log(f"training: {rows[-1]['samples_per_s']:.1f} samples/s at batch {batch}")
+    record["training_profile"] = rows[0].pop("profile", None)
+    record["training_runs"] = rows
+    record["training"] = max((r for r in rows if "samples_per_s" in r), key=lambda r: r["samples_per_s"])
+    save()
+    # On CUDA the compiled step is always tried (time allowing); on the CPU with --train-compile.
+    wants_compile = device.type == "cuda" or (args.train_compile and parse_variant(chosen)["compile"])
+    if wants_compile:
+        if budget.allows(COMPILE_SECONDS):
+            compiled = time_training(base_unet, dict(train_variant, compile=True), diffusion, cfg, device,
+                                     batch=record["training"]["batch_size"], warmup_steps=p["train_warmup"],
+                                     timed_steps=p["train_steps"], autocast_dtype=default_autocast, flops=train_flop,
+                                     peak=peaks[precision])
+            rows.append(compiled)
+            log(f"training (compiled): {compiled['samples_per_s']:.1f} samples/s at batch {compiled['batch_size']}")
+            if compiled["samples_per_s"] > record["training"]["samples_per_s"]:
+                record["training"] = compiled
+        else:
+            skipped.append(f"compiled training: time budget ({budget.left():.0f} s left)")
+        save()
+
+    at_measured = None
+    if args.size == "paper" and "sampling" in record:
+        name = record["device_name"]
+        at_measured = {"device": f"{device.type}: {name}", "evaluations_per_s": record["sampling"]["batched"][
+            "evaluations_per_s"], "samples_per_s": record["training"]["samples_per_s"]}
+    device_peak = (peaks.get("bf16") or {}).get("theoretical_flops") if device.type == "cuda" else None
+    record["paper_grid_estimate"] = grid_estimate(
+        paper_flops, protocol, measured=at_measured,
+        **({"peak_flops": device_peak, "peak_source": peaks["bf16"]["theoretical_source"]} if device_peak else {}))
+    record["targets"] = targets(record)
+    record.update({
         "load_average_after": common.load_average(),
         "load_during": _LOAD_SAMPLES,
         "load_note": "load averages count runnable threads, this benchmark's own included (about "
@@ -883,8 +1129,9 @@ def run(args) -> dict:
         # Other work on the same cores shows as a 1-minute load well above this benchmark's threads.
         "disturbed": any(x["load_1min"] is not None and x["load_1min"] > torch.get_num_threads() + 0.75
                          for x in _LOAD_SAMPLES) or bool(load_before and load_before[0] > 0.5),
+        "complete": True,
         "elapsed_seconds": time.perf_counter() - started,
-    }
+    })
     return record
 
 
@@ -926,8 +1173,9 @@ def _variant_list(text: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", choices=("demo", "paper"), required=True,
-                        help="demo: config.yaml's network at data.size px; paper: PAPER_CONFIG at 256 px")
+    parser.add_argument("--size", choices=("demo", "paper", "release"), required=True,
+                        help="demo: config.yaml's network at data.size px; paper: PAPER_CONFIG at 256 px; release: "
+                             "configs/release.yaml on top of config.yaml")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
     parser.add_argument("--smoke", action="store_true", help="a few seconds: tiny sweeps, 1-2 steps (CI)")
@@ -935,29 +1183,51 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-sizes", type=_int_list, default=None, help="forward sweep, e.g. 1,5,10,20")
     parser.add_argument("--variants", type=_variant_list, default=None,
                         help="predictor options to compare, e.g. eager,channels_last,compile,channels_last+compile, "
-                             "channels_last+cudagraphs (CUDA), bf16 (CPU autocast)")
+                             "channels_last+cudagraphs, channels_last+cudnn_benchmark (CUDA), bf16 (CPU autocast)")
     parser.add_argument("--timed-steps", dest="timed_steps", type=int, default=None, help="sampling steps timed")
     parser.add_argument("--naive-steps", dest="naive_steps", type=int, default=None, help="naive steps timed")
     parser.add_argument("--train-batch", dest="train_batch", type=int, default=None, help="training batch size")
     parser.add_argument("--train-steps", dest="train_steps", type=int, default=None, help="training steps timed")
     parser.add_argument("--train-compile", action="store_true",
-                        help="on the CPU, also compile the training step when the best sampling variant compiles")
+                        help="on the CPU, also compile the training step when the best sampling variant compiles "
+                             "(on CUDA it is always tried, time allowing)")
+    parser.add_argument("--only", choices=("training",), default=None,
+                        help="training: time the training step alone (no sweep, variants or sampling)")
+    parser.add_argument("--train-variant", dest="train_variant", type=_variant_list, default=None,
+                        help="options of the training step with --only training (default: "
+                             "channels_last+cudnn_benchmark on CUDA, eager on the CPU)")
+    parser.add_argument("--budget-seconds", dest="budget_seconds", type=float, default=None,
+                        help="skip the stages (compiled variants, extra rounds) that would not fit in this many "
+                             "seconds from the start")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.train_variant is not None:
+        if len(args.train_variant) != 1:
+            parser.error("--train-variant takes one variant")
+        args.train_variant = args.train_variant[0]
     for key in ("timed_steps", "naive_steps", "train_batch", "train_steps", "threads"):
         value = getattr(args, key)
         if value is not None and value < 1:
             parser.error(f"--{key.replace('_', '-')} must be >= 1")
+    if args.budget_seconds is not None and args.budget_seconds <= 0:
+        parser.error("--budget-seconds must be > 0")
     record = run(args)
     common.write_json(args.out, record)
-    s = record["sampling"]
-    print(json.dumps({
-        "evaluations_per_s": {"batched": s["batched"]["evaluations_per_s"], "naive": s["naive"]["evaluations_per_s"]},
-        "speedup_per_evaluation": s["speedup_per_evaluation"],
-        "spectra_per_s": s["batched"]["spectra_per_s"], "mfu_sampling": s["batched"]["mfu"],
+    s = record.get("sampling")
+    summary = {}
+    if s:
+        summary.update({
+            "evaluations_per_s": {"batched": s["batched"]["evaluations_per_s"],
+                                  "naive": s["naive"]["evaluations_per_s"]},
+            "speedup_per_evaluation": s["speedup_per_evaluation"], "spectra_per_s": s["batched"]["spectra_per_s"],
+            "mfu_sampling": s["batched"]["mfu"], "sampling_fraction_of_matmul": s["batched"]["fraction_of_matmul"]})
+    summary.update({
         "training_samples_per_s": record["training"]["samples_per_s"], "mfu_training": record["training"]["mfu"],
-        "estimate_h100_hours_at_40pct": record["paper_grid_estimate"]["hours_at_assumed_mfu"]["total"],
-    }, indent=1))
+        "training_fraction_of_matmul": record["training"]["fraction_of_matmul"],
+        "estimate_hours_at_40pct": record["paper_grid_estimate"]["hours_at_assumed_mfu"]["total"],
+        "targets_met": {k: v["met"] for k, v in record["targets"].items() if isinstance(v, dict) and "met" in v},
+        "skipped": record["skipped"]})
+    print(json.dumps(summary, indent=1))
     return 0
 
 

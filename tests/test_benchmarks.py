@@ -1,16 +1,21 @@
-"""Tests of the model benchmark harness (benchmarks/bench_model.py) and of the performance options of
-:class:`mssr.model.network.NoisePredictor` it measures (channels-last, torch.compile fallback, label cache).
+"""Tests of the benchmark harness (benchmarks/gpu.sh, bench_model.py, bench_enhance.py) and of the
+performance options of :class:`mssr.model.network.NoisePredictor` it measures (channels-last,
+torch.compile fallback, label cache).
 
-No timing is asserted: the smoke run checks that the harness runs end to end and writes every
-figure as a positive finite number.
+No timing is asserted: one smoke run of ``benchmarks/gpu.sh --smoke`` (the GPU script's three parts
+on the CPU with tiny sizes, what the device machine runs at full size) checks that every part runs
+end to end and writes every figure as a positive finite number, and that the derived figures follow
+from the measured ones.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -23,6 +28,7 @@ from mssr.model.network import ModelConfig, NoisePredictor, build_unet
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import bench_enhance  # noqa: E402
 import bench_model  # noqa: E402
 import common  # noqa: E402
 
@@ -65,20 +71,58 @@ def _numbers(node, path=""):
         yield path, node
 
 
-def test_smoke_run_writes_every_figure(tmp_path):
-    out = tmp_path / "model_smoke.json"
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_model.py"), "--size", "demo", "--device", "cpu", "--smoke",
-         "--threads", "2", "--out", str(out)],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+@pytest.fixture(scope="module")
+def gpu_smoke(tmp_path_factory):
+    """One run of ``benchmarks/gpu.sh --smoke`` (all three parts on the CPU); its result folder and output."""
+    out = tmp_path_factory.mktemp("gpu_smoke")
+    env = dict(os.environ, OUT=str(out), PYTHON=sys.executable, WHEELS=str(out / "no-wheels"))
+    env.pop("MSSR_GPU_MODEL", None)
+    start = time.perf_counter()
+    done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), "--smoke"], capture_output=True, text=True,
+                          timeout=1500, env=env, cwd=ROOT)
+    return {"results": out / "benchmarks" / "results", "logs": out / "logs", "done": done,
+            "seconds": time.perf_counter() - start}
+
+
+def test_gpu_script_smoke_runs_every_part_and_summarizes(gpu_smoke):
+    done = gpu_smoke["done"]
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    summary = json.loads((gpu_smoke["results"] / "gpu_summary_smoke.json").read_text())
+    parts = {row["part"]: row for row in summary["parts"]}
+    assert list(parts) == ["setup", "model", "enhance", "training"]
+    assert all(row["exit"] == "0" for row in parts.values()), parts
+    for name in ("model", "enhance", "training"):
+        assert parts[name]["written"] is True and parts[name]["complete"] is True, parts[name]
+    # The table at the end of the output names each part.
+    tail = done.stdout[-2000:]
+    assert all(f"\n{name} " in tail for name in parts)
+
+
+def test_gpu_script_summarizes_a_failed_setup(tmp_path):
+    # A Python that cannot import mssr's needs: no part runs, the summary says so, the exit status is 1.
+    fake = tmp_path / "python3"
+    fake.write_text(f"#!/bin/sh\nif [ \"$1\" = - ]; then echo 'ImportError: no diffusers' >&2; exit 1; fi\n"
+                    f"exec {sys.executable} \"$@\"\n")
+    fake.chmod(0o755)
+    env = dict(os.environ, OUT=str(tmp_path / "out"), PYTHON=str(fake), WHEELS=str(tmp_path / "none"))
+    done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), "--smoke"], capture_output=True, text=True,
+                          timeout=120, env=env, cwd=ROOT)
+    assert done.returncode == 1
+    assert "the import check failed" in done.stdout
+    summary = json.loads((tmp_path / "out" / "benchmarks" / "results" / "gpu_summary_smoke.json").read_text())
+    assert [row["part"] for row in summary["parts"]] == ["setup"] and summary["parts"][0]["exit"] == "1"
+
+
+def test_smoke_run_writes_every_figure(gpu_smoke):
+    out = gpu_smoke["results"] / "model_smoke_demo.json"
+    assert out.is_file(), gpu_smoke["done"].stdout[-3000:]
     record = json.loads(out.read_text())
     for key in ("device", "cpu", "versions", "date", "load_average_before", "load_average_after", "model",
                 "protocol", "flops", "peaks", "batch_sweep", "variants", "sampling", "training", "profile",
-                "paper_grid_estimate"):
+                "paper_grid_estimate", "training_profile", "targets"):
         assert key in record, key
     assert record["smoke"] is True and record["device"] == "cpu" and record["size"] == "demo"
+    assert record["complete"] is True and record["skipped"] == []
     assert {"torch", "diffusers"} <= set(record["versions"])
     assert record["protocol"]["steps"] == 500 and record["protocol"]["repeats"] == 5
 
@@ -107,6 +151,70 @@ def test_smoke_run_writes_every_figure(tmp_path):
     assert batched["chains"] == 5 * batched["spectra"]
     assert set(record["variants"]) == {"eager", "channels_last"}
     assert record["variants"]["channels_last"]["max_abs_diff_vs_eager"] < 1e-4
+    assert record["training_profile"]["top_ops"] and record["training_profile"]["total_self_ms"] > 0
+
+
+def test_training_only_smoke_times_the_step_alone(gpu_smoke):
+    record = json.loads((gpu_smoke["results"] / "model_smoke_training.json").read_text())
+    assert record["only"] == "training" and record["complete"] is True
+    for key in ("batch_sweep", "variants", "sampling", "profile"):
+        assert key not in record, key
+    training = record["training"]
+    assert training["samples_per_s"] > 0 and training["batch_size"] == 4
+    assert training["samples_per_s"] == pytest.approx(training["batch_size"] * training["timed_steps"]
+                                                      / training["seconds"])
+    assert training["achieved_flops"] == pytest.approx(training["samples_per_s"]
+                                                       * record["flops"]["training_step_per_sample"])
+
+
+def test_enhance_smoke_record(gpu_smoke):
+    record = json.loads((gpu_smoke["results"] / "enhance_smoke.json").read_text())
+    assert record["smoke"] is True and record["settings"]["device"] == "cpu"
+    plane = record["plane"]
+    assert plane["shape"] == list(bench_enhance.SMOKE_SHAPE) and plane["points"] == {"15N": 96, "1H": 128}
+    h, n = {a["nucleus"]: a for a in plane["axes"]}["1H"], {a["nucleus"]: a for a in plane["axes"]}["15N"]
+    # 1H 11.5 .. 5.5 ppm at 600 MHz: 6 ppm = 3600 Hz; 15N 134 .. 104 ppm at 60.8 MHz.
+    assert h["sw_hz"] == pytest.approx(6.0 * h["obs_mhz"]) and h["obs_mhz"] == pytest.approx(600.0, rel=1e-3)
+    assert n["sw_hz"] == pytest.approx(30.0 * n["obs_mhz"]) and n["obs_mhz"] == pytest.approx(60.8, rel=1e-2)
+    assert plane["n_peaks"] > 20
+    assert record["model"]["built"] == "tiny" and record["model"]["trained"] is False
+    assert {"torch", "diffusers", "nmrglue", "mssr"} <= set(record["versions"])
+    default, paper = record["protocols"]
+    assert (paper["sampler"], paper["steps"], paper["repeats"]) == ("ddpm", 500, 5)
+    assert default["ok"] and paper["ok"]
+    for row in (default, paper):
+        if row.get("same_as"):
+            continue
+        # Extrapolated from two probe step counts: the arithmetic of the record.
+        assert row["extrapolated"] is True
+        (k1, runs1), (k2, runs2) = sorted(((int(k), v) for k, v in row["probes"].items()))
+        s1, s2 = runs1[0]["sampling_seconds"], runs2[0]["sampling_seconds"]
+        per_step = max(0.0, (s2 - s1) / (k2 - k1))
+        assert row["seconds_per_step"] == pytest.approx(per_step)
+        assert row["wall_seconds"] == pytest.approx(runs1[0]["wall_seconds"] + (row["steps"] - k1) * per_step)
+        for run in runs1 + runs2:
+            assert run["returncode"] == 0 and run["wall_seconds"] > run["sampling_seconds"] > 0
+            assert 50 < run["peak_rss_mib"] < 4096  # a Python with torch, well under the CPU target
+    assert paper.get("same_as") == "default" or paper["options"] == {"sampler": "ddpm", "steps": 500, "repeats": 5}
+    assert record["targets"] == {}  # smoke runs are not held to the targets
+
+
+def test_run_child_reports_that_childs_own_peak_memory(tmp_path):
+    env = dict(os.environ)
+    big = [sys.executable, "-c", "import numpy as np; a = np.ones(300 * 2**20 // 8); print('seconds: 0.5')"]
+    small = [sys.executable, "-c", "print('hello')"]
+    first = bench_enhance.run_child(big, log_path=tmp_path / "big.log", timeout=60, env=env)
+    second = bench_enhance.run_child(small, log_path=tmp_path / "small.log", timeout=60, env=env)
+    assert first["returncode"] == 0 and first["sampling_seconds"] == 0.5
+    assert first["peak_rss_mib"] > 300
+    # The second's own peak: neither the first's nor this (torch-sized) test process's, which a child
+    # forked from it directly would report.
+    assert second["peak_rss_mib"] < 100 and second["sampling_seconds"] is None
+    assert common.peak_rss_mib() > 150
+    slow = bench_enhance.run_child([sys.executable, "-c", "import time; time.sleep(30)"],
+                                   log_path=tmp_path / "slow.log", timeout=1.0, env=env)
+    assert slow["timed_out"] is True and slow["returncode"] == -9 and slow["wall_seconds"] < 10
+    assert slow["peak_rss_mib"] is None
 
 
 # ------------------------------------------------------------------------------------ FLOP
@@ -168,11 +276,76 @@ def test_best_batch_prefers_the_smallest_near_the_top():
 
 def test_parse_variant():
     assert bench_model.parse_variant("eager") == {"channels_last": False, "compile": False, "compile_mode": "default",
-                                                  "bf16": False}
+                                                  "bf16": False, "cudnn_benchmark": False}
     assert bench_model.parse_variant("channels_last+cudagraphs") == {
-        "channels_last": True, "compile": True, "compile_mode": "reduce-overhead", "bf16": False}
+        "channels_last": True, "compile": True, "compile_mode": "reduce-overhead", "bf16": False,
+        "cudnn_benchmark": False}
+    assert bench_model.parse_variant("channels_last+cudnn_benchmark+compile")["cudnn_benchmark"] is True
     with pytest.raises(ValueError, match="fast"):
         bench_model.parse_variant("channels_last+fast")
+
+
+def test_cudnn_benchmark_flag_is_restored():
+    before = torch.backends.cudnn.benchmark
+    with bench_model.cudnn_benchmark(not before):
+        assert torch.backends.cudnn.benchmark is (not before)
+    assert torch.backends.cudnn.benchmark is before
+
+
+def test_gpu_peaks_match_the_device_name():
+    # torch names the SXM part plainly "NVIDIA H200"; dense bf16 = half the data sheet's 1979 "with sparsity".
+    assert bench_model.gpu_peak("NVIDIA H200") == ("H200", (989.4e12, 494.7e12, 66.9e12))
+    assert bench_model.gpu_peak("NVIDIA H200 NVL")[0] == "H200 NVL"
+    assert bench_model.gpu_peak("NVIDIA H100 80GB HBM3")[0] == "H100"
+    assert bench_model.gpu_peak("NVIDIA H100 PCIe")[0] == "H100 PCIe"
+    assert bench_model.gpu_peak("Tesla T4") == (None, None)
+
+
+def test_budget():
+    now = time.perf_counter()
+    assert bench_model.Budget(None, now).allows(1e9)
+    budget = bench_model.Budget(100.0, now - 30.0)
+    assert 69.0 < budget.left() <= 70.0
+    assert budget.allows(60) and not budget.allows(80)
+
+
+def test_merged_config_overlays_nested_keys():
+    base = {"model": {"a": 1, "b": 2}, "data": {"size": 32}, "x": 1}
+    assert bench_model.merged(base, {"model": {"b": 3}, "y": 2}) == {"model": {"a": 1, "b": 3}, "data": {"size": 32},
+                                                                     "x": 1, "y": 2}
+    assert base["model"] == {"a": 1, "b": 2}
+
+
+def _cuda_record(sampling_fraction, training_fraction, speedup):
+    profile = {"what": "p", "top_ops": [{"name": f"k{i}", "percent": 50.0 / (i + 1), "self_ms": 1.0, "calls": 1}
+                                        for i in range(7)],
+               "groups_percent": {"group_norm": 40.0, "convolution": 35.0}}
+    ceiling = 790e12
+    return {
+        "device": "cuda", "smoke": False, "peaks": {"bf16": {"matmul_flops": ceiling}},
+        "sampling": {"batched": {"fraction_of_matmul": sampling_fraction, "achieved_flops": sampling_fraction * ceiling,
+                                 "mfu": 0.3, "variant": "channels_last", "batch_size": 80,
+                                 "evaluations_per_s": 1000.0 * speedup},
+                     "naive": {"evaluations_per_s": 1000.0}, "speedup_per_evaluation": speedup},
+        "training": {"fraction_of_matmul": training_fraction, "achieved_flops": training_fraction * ceiling,
+                     "mfu": 0.3, "batch_size": 64, "compile": True},
+        "profile": profile, "training_profile": profile,
+    }
+
+
+def test_targets_met_and_missed():
+    met = bench_model.targets(_cuda_record(0.45, 0.41, 25.0))
+    assert met["sampling_fraction_of_matmul"]["met"] and met["training_fraction_of_matmul"]["met"]
+    assert met["batched_over_naive"]["met"] and met["batched_over_naive"]["measured"] == 25.0
+    assert "top_kernels" not in met["sampling_fraction_of_matmul"]
+    missed = bench_model.targets(_cuda_record(0.39, 0.2, 19.0))
+    assert not any(missed[k]["met"] for k in ("sampling_fraction_of_matmul", "training_fraction_of_matmul",
+                                              "batched_over_naive"))
+    gap = missed["training_fraction_of_matmul"]
+    assert [k["name"] for k in gap["top_kernels"]] == ["k0", "k1", "k2", "k3", "k4"]
+    assert "GroupNorm" in gap["what_would_close_the_gap"]  # the largest group of the profile
+    assert bench_model.targets({"device": "cpu", "smoke": False}) == {
+        "note": "the targets are set for the paper network on CUDA; not evaluated here"}
 
 
 # ------------------------------------------------------------------------------------ NoisePredictor options
