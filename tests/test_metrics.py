@@ -282,3 +282,149 @@ def test_input_validation_names_the_argument():
         metrics.compute(hr, hr, window=2)
     with pytest.raises(TypeError, match="workers"):
         metrics.compute_many(hr[None], hr[None], workers=1.5)
+
+
+# -- worst-value fills, one test per metric ------------------------------------------------------
+
+
+def _lorentz_image(centres, amplitudes, fwhm, shape=(48, 64)):
+    """Sum of 2D Lorentzian products, FWHM ``fwhm = (axis 0, axis 1)`` px (closed form)."""
+    rows, cols = np.arange(shape[0]), np.arange(shape[1])
+    x = np.zeros(shape)
+    for (r, c), a in zip(centres, amplitudes):
+        x += a * np.outer(1 / (1 + 4 * (rows - r) ** 2 / fwhm[0] ** 2), 1 / (1 + 4 * (cols - c) ** 2 / fwhm[1] ** 2))
+    return x
+
+
+@pytest.mark.parametrize("name", sorted(metrics.NO_MATCH_WORST) + ["peak_shift_ppm"])
+def test_no_match_fill_is_the_worst_value_of_each_metric(name):
+    hr = _blobs(CENTRES, AMPLITUDES)
+    far = _blobs([(r + 6, c) for r, c in CENTRES[:3]], AMPLITUDES[:3])  # peaks, none within 3 px
+    ppm = (0.1, 0.02)
+    fill = metrics.compute(hr, far, ppm_per_px=ppm)[name]
+    worst = {**metrics.NO_MATCH_WORST, "peak_shift_ppm": 3.0 * 0.1}[name]
+    assert fill == worst
+    assert metrics.compute(hr, np.full(SHAPE, 0.1), ppm_per_px=ppm)[name] == worst  # no predicted peak
+    # Random predictions that match something never score worse than the fill.
+    rng = np.random.default_rng(0)
+    lower_is_better = name != "peak_r2"
+    for trial in range(20):
+        sr = np.clip(hr * rng.uniform(-1, 2) + rng.normal(0, 0.3, SHAPE), -1, 1)
+        value = metrics.compute(hr, sr, ppm_per_px=ppm)[name]
+        assert (value <= fill) if lower_is_better else (value >= fill)
+    if name == "peak_r2":
+        # A matched prediction far off in height has a very negative R^2; the old fill 0 beat it.
+        bad = metrics.compute(hr, _blobs(CENTRES, [0.1, 0.9, 0.2, 0.95, 0.1]))["peak_r2"]
+        assert -np.inf < bad < 0
+
+
+def test_no_peaks_anywhere_keeps_the_perfect_values():
+    zeros = np.zeros(SHAPE)
+    result = metrics.compute(zeros, zeros)
+    assert {k: result[k] for k in metrics.NO_PEAKS_PERFECT} == metrics.NO_PEAKS_PERFECT
+
+
+# -- line widths in Hz, resolved pairs, per-peak rows -----------------------------------------------
+
+
+def test_evaluate_many_linewidths_in_hz_against_known_lorentzians():
+    centres = [(10, 12), (30, 40), (20, 52)]
+    hr = _lorentz_image(centres, [1.0, 0.8, 0.6], (4.0, 5.0))
+    sr = _lorentz_image(centres, [0.9, 0.7, 0.5], (6.0, 7.5))  # 1.5 x wider on both axes
+    hz = (12.0, 25.0)  # Hz per px on axis 0 (x, e.g. 15N) and axis 1 (1H)
+    spectra, rows = metrics.evaluate_many(hr[None], sr[None], hz_per_px=hz, ppm_per_px=(0.13, 0.028))
+    s = spectra.iloc[0]
+    assert list(spectra.columns) == list(metrics.EVALUATION_COLUMNS)
+    assert_allclose([s["true_fwhm_x_hz"], s["true_fwhm_1h_hz"]], [4.0 * 12, 5.0 * 25], rtol=0.03)
+    assert_allclose([s["fwhm_x_hz"], s["fwhm_1h_hz"]], [6.0 * 12, 7.5 * 25], rtol=0.02)
+    assert_allclose([s["fwhm_x_ratio"], s["fwhm_1h_ratio"]], 1.5, rtol=0.03)
+    assert list(rows.columns) == list(metrics.PEAK_COLUMNS) and len(rows) == 3
+    assert_allclose(rows[["true_row", "true_col"]].to_numpy(), sorted(centres))
+    assert_allclose(rows["fwhm_1h_hz"], 7.5 * 25, rtol=0.03)  # the other lines' tails add a little
+    # The pooling sums reproduce the spectrum's own peak R^2.
+    a_t, a_p = rows["true_amplitude"].to_numpy(), rows["pred_amplitude"].to_numpy()
+    assert s["n_pairs"] == 3 and s["peak_ss_res"] == pytest.approx(np.square(a_t - a_p).sum())
+    assert s["peak_sum_true"] == pytest.approx(a_t.sum()) and s["peak_sumsq_true"] == pytest.approx(np.square(a_t).sum())
+    # Without a low-field width there is nothing to call a close pair.
+    assert np.isnan(s["resolved_pairs"]) and np.isnan(s["n_close_pairs"])
+    # The nine metrics agree with compute_many.
+    nine = metrics.compute_many(hr[None], sr[None], ppm_per_px=(0.13, 0.028))
+    assert_allclose(spectra[nine.columns].to_numpy(), nine.to_numpy())
+
+
+def test_evaluate_many_resolved_pairs():
+    # Two close pairs, 5 px apart on the 1H axis: resolved at high field (FWHM 3 px), one blend at low
+    # field (FWHM 7.5 px, so the pairs are closer than the low-field line width).
+    centres = [(12, 20), (12, 25), (34, 30), (34, 35), (24, 55)]
+    amplitudes = [1.0, 0.9, 0.8, 0.8, 0.7]
+    hr = _lorentz_image(centres, amplitudes, (3.0, 3.0))
+    lr = _lorentz_image(centres, amplitudes, (7.5, 7.5))
+    half = _lorentz_image(centres[:2] + [(34, 32.5), (24, 55)], [1.0, 0.9, 1.4, 0.7], (3.0, 3.0))
+    stack_hr, stack_sr = np.stack([hr, hr, hr]), np.stack([hr, lr, half])
+    spectra, _ = metrics.evaluate_many(stack_hr, stack_sr, hz_per_px=(10.0, 10.0), ppm_per_px=(0.1, 0.01),
+                                       lowfield_fwhm_px=(7.5, 7.5))
+    assert spectra["n_close_pairs"].tolist() == [2.0, 2.0, 2.0]
+    assert spectra["resolved_pairs"].tolist() == [1.0, 0.0, 0.5]
+    unknown, _ = metrics.evaluate_many(stack_hr, stack_sr, hz_per_px=(10.0, 10.0), ppm_per_px=(0.1, 0.01),
+                                       lowfield_fwhm_px=[[7.5, 7.5], [np.nan, np.nan], [7.5, 7.5]])
+    assert np.isnan(unknown["resolved_pairs"][1]) and unknown["resolved_pairs"][2] == 0.5
+    # The low-field width is the median over the input's peaks: isolated lines outnumber blends.
+    isolated = _lorentz_image([(8, 8), (8, 56), (40, 8), (40, 56), (24, 30), (24, 36)], [1.0] * 6, (6.0, 7.5))
+    assert_allclose(metrics.median_linewidth_px(isolated[None])[0], [6.0, 7.5], rtol=0.03)
+
+
+def test_evaluate_many_validates():
+    hr = _lorentz_image([(10, 12)], [1.0], (4.0, 5.0))[None]
+    with pytest.raises(ValueError, match="hz_per_px"):
+        metrics.evaluate_many(hr, hr, hz_per_px=(0.0, 1.0), ppm_per_px=(0.1, 0.1))
+    with pytest.raises(ValueError, match="resolve_dip"):
+        metrics.evaluate_many(hr, hr, hz_per_px=(1.0, 1.0), ppm_per_px=(0.1, 0.1), resolve_dip=1.5)
+    with pytest.raises(TypeError, match="options"):
+        metrics.evaluate_many(hr, hr, hz_per_px=(1.0, 1.0), ppm_per_px=(0.1, 0.1), options={"sigma": 1.0})
+
+
+def test_compute_defaults_are_the_peak_options():
+    import inspect
+
+    from mssr.evaluation.peaks import DEFAULT_OPTIONS
+
+    for fn in (metrics.compute, metrics.compute_many):
+        params = inspect.signature(fn).parameters
+        for name in ("sigma", "window", "alpha", "threshold_px", "sign"):
+            assert params[name].default == getattr(DEFAULT_OPTIONS, name)
+    assert inspect.signature(metrics.peak_metrics).parameters["threshold_px"].default == DEFAULT_OPTIONS.threshold_px
+
+
+def test_scoring_options_default_and_sign_per_projection():
+    from mssr.evaluation import scoring
+    from mssr.evaluation.peaks import DEFAULT_OPTIONS
+
+    options = scoring.metric_options({})
+    assert (options["sigma"], options["window"], options["alpha"], options["threshold_px"]) == (
+        DEFAULT_OPTIONS.sigma, DEFAULT_OPTIONS.window, DEFAULT_OPTIONS.alpha, DEFAULT_OPTIONS.threshold_px)
+    assert options["sign"] == "auto" and options["resolve_dip"] == metrics.DEFAULT_RESOLVE_DIP
+    assert scoring.peak_sign({"meta": {"method": "signed_max"}}) == "both"
+    assert scoring.peak_sign({"meta": {"method": "max"}}) == "positive"
+    assert scoring.peak_sign({"meta": {"method": "signed_max"}}, "positive") == "positive"
+    with pytest.raises(ValueError, match="peak_sign"):
+        scoring.metric_options({"peak_sign": "negative"})
+
+
+def test_scoring_scores_negative_peaks_of_signed_projections_and_reports_ppm():
+    from mssr.evaluation import scoring
+
+    hr = _lorentz_image([(10, 12), (30, 40)], [1.0, -0.8], (4.0, 4.0))
+    sr = _lorentz_image([(10, 12), (30, 41)], [1.0, -0.8], (4.0, 4.0))
+    axes = [{"nucleus": "15N", "obs_mhz": 91.2, "sw_hz": 2736.0, "ppm_first": 134.0, "size": 48},
+            {"nucleus": "1H", "obs_mhz": 900.0, "sw_hz": 10800.0, "ppm_first": 12.0, "size": 64}]
+    headers = [{"axes": axes, "meta": {"protein": "p1", "experiment": "hncacb", "method": method}}
+               for method in ("signed_max", "max")]
+    spectra, rows = scoring.evaluate(np.stack([hr, hr]), np.stack([sr, sr]), headers, scoring.metric_options({}))
+    assert spectra["n_true_peaks"].tolist() == [2.0, 1.0]  # the max projection's negative peak is not scored
+    assert spectra["protein"].tolist() == ["p1", "p1"]
+    negative = rows[rows["sign"] == -1].iloc[0]
+    assert negative["sample"] == 0
+    ppm_x, ppm_h = 2736.0 / 91.2 / 48, 10800.0 / 900.0 / 64
+    assert negative["true_x_ppm"] == pytest.approx(134.0 - 30 * ppm_x)
+    assert negative["pred_1h_ppm"] == pytest.approx(12.0 - 41 * ppm_h)
+    assert_allclose(spectra["fwhm_1h_hz"], 4.0 * 10800.0 / 64, rtol=0.035)

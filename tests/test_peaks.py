@@ -218,3 +218,78 @@ def test_match_rejects_bad_input():
         peaks.match([[0, 0]], [0, 0], threshold_px=1.0)
     with pytest.raises(ValueError, match="threshold_px"):
         peaks.match([[0, 0]], [[0, 0]], threshold_px=-1.0)
+
+
+# -- line widths and resolution --------------------------------------------------------------------
+
+
+def _lorentzian(n, centre, fwhm):
+    """A sampled Lorentzian line of height 1, FWHM ``fwhm`` px (closed form)."""
+    return 1.0 / (1.0 + 4.0 * (np.arange(n) - centre) ** 2 / fwhm**2)
+
+
+def test_default_options_are_defined_once():
+    assert peaks.DEFAULT_OPTIONS == peaks.PeakOptions()
+    import inspect
+
+    for fn in (peaks.detect, peaks.detect_many):
+        defaults = {k: v.default for k, v in inspect.signature(fn).parameters.items() if k != "x"}
+        assert defaults == {k: getattr(peaks.DEFAULT_OPTIONS, k) for k in defaults}
+
+
+@pytest.mark.parametrize("fwhm, rtol", [(3.0, 0.06), (4.0, 0.035), (6.0, 0.02), (10.0, 0.01)])
+@pytest.mark.parametrize("offset", [0.0, 0.2, 0.37, -0.5])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_linewidths_of_lorentzians_of_known_fwhm(fwhm, rtol, offset, dtype):
+    # Axis 0 of 5 px, axis 1 of ``fwhm`` px, centred between pixels by ``offset``.
+    x = np.outer(_lorentzian(48, 20 + offset, 5.0), _lorentzian(96, 47 + offset, fwhm)).astype(dtype)
+    found = peaks.detect(x, sigma=0.0)
+    assert len(found.coords) == 1
+    widths = peaks.linewidths(x, found)
+    assert widths.shape == (1, 2) and widths.dtype == np.float64
+    assert_allclose(widths[0, 1], fwhm, rtol=rtol)
+    assert_allclose(widths[0, 0], 5.0, rtol=0.025)
+
+
+def test_linewidths_of_a_negative_peak_and_at_the_edge():
+    x = -np.outer(_lorentzian(40, 15, 4.0), _lorentzian(40, 25, 8.0))
+    found = peaks.detect(x, sign="both", sigma=0.0)
+    assert_array_equal(found.signs, [-1])
+    assert_allclose(peaks.linewidths(x, found)[0], [4.0, 8.0], rtol=0.02)
+    # A line that is still above half height at the border has no measurable width there.
+    edge = np.outer(_lorentzian(40, 20, 4.0), _lorentzian(40, 1, 12.0))
+    widths = peaks.linewidths(edge, peaks.Peaks(np.array([[20.0, 1.0]]), np.array([1.0]), np.array([1], np.int8)))
+    assert_allclose(widths[0, 0], 4.0, rtol=0.035) and np.isnan(widths[0, 1])
+    with pytest.raises(ValueError, match="integer"):
+        peaks.linewidths(edge, peaks.Peaks(np.array([[20.5, 1.0]]), np.array([1.0]), np.array([1], np.int8)))
+
+
+def test_close_pairs_inside_the_half_height_ellipse():
+    coords = np.array([[10.0, 10.0], [10.0, 13.0], [12.0, 10.0], [30.0, 30.0], [30.0, 31.0]])
+    found = peaks.Peaks(coords, np.ones(5), np.array([1, 1, 1, 1, -1], np.int8))
+    i, j = peaks.close_pairs(found, (3.0, 4.0))  # d/w: (0, 3/4) in, (2/3, 0) in, (2/3, 3/4) out
+    assert list(zip(i, j)) == [(0, 1), (0, 2)]  # the last two differ in sign
+    with pytest.raises(ValueError, match="fwhm_px"):
+        peaks.close_pairs(found, (0.0, 1.0))
+
+
+@pytest.mark.parametrize("separation, shown", [(0.5, False), (0.8, False), (0.95, True), (1.5, True)])
+@pytest.mark.parametrize("sign", [1, -1])
+def test_resolved_two_lorentzians_at_known_separation(separation, shown, sign):
+    # Two equal Lorentzians of FWHM w: the sum dips to 0.9 x its maxima at a separation of 0.87 w.
+    w = 6.0
+    a, b = 40.0, 40.0 + separation * w
+    x = sign * np.outer(_lorentzian(40, 20, 4.0), _lorentzian(96, a, w) + _lorentzian(96, b, w))
+    result = peaks.resolved(x, [[20, a]], [[20, b]], [sign], dip=0.9)
+    assert result.tolist() == [shown]
+
+
+def test_resolved_rejects_one_line_and_wrong_sign():
+    w = 6.0
+    single = np.outer(_lorentzian(40, 20, 4.0), _lorentzian(96, 40, w))  # only the first line is there
+    merged = np.outer(_lorentzian(40, 20, 4.0), _lorentzian(96, 43, 1.6 * w))  # one line between them
+    for x in (single, merged, -single):
+        assert not peaks.resolved(x, [[20, 40.0]], [[20, 46.0]], [1], dip=0.9)[0]
+    assert peaks.resolved(np.zeros((4, 4)), np.empty((0, 2)), np.empty((0, 2)), [], dip=0.5).shape == (0,)
+    with pytest.raises(ValueError, match="dip"):
+        peaks.resolved(single, [[20, 40.0]], [[20, 46.0]], [1], dip=1.0)

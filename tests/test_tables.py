@@ -241,3 +241,191 @@ def test_write_tables_reads_csv_and_validates(tmp_path):
         tables.write_tables(tmp_path / "missing.csv", tmp_path / "out", n_boot=10, seed=0)
     with pytest.raises(ValueError, match="method"):
         tables.write_tables(df.drop(columns="method"), tmp_path / "out", n_boot=10, seed=0)
+
+
+# -- cluster bootstrap by protein ------------------------------------------------------------------
+
+
+def _protein_data(rng, n_proteins, per_protein, tau, sigma, shift=0.0):
+    """Values with protein effects N(0, tau^2) and spectrum noise N(0, sigma^2)."""
+    effect = rng.normal(0.0, tau, n_proteins)
+    values = shift + (effect[:, None] + rng.normal(0.0, sigma, (n_proteins, per_protein))).ravel()
+    proteins = np.repeat([f"p{i}" for i in range(n_proteins)], per_protein)
+    return values, proteins
+
+
+def _c4(n):
+    """E[s] / sigma for the sample SD of n normal values."""
+    from scipy.special import gammaln
+
+    return np.sqrt(2.0 / (n - 1)) * np.exp(gammaln(n / 2) - gammaln((n - 1) / 2))
+
+
+@pytest.mark.parametrize("n_proteins, per_protein, rtol", [(5, 40, 0.08), (40, 10, 0.08)])
+def test_cluster_bootstrap_width_matches_the_between_protein_variance(n_proteins, per_protein, rtol):
+    tau, sigma = 1.0, 0.5
+    # The mean of protein means has SD sqrt((tau^2 + sigma^2 / m) / C). The bootstrap estimates it
+    # from the C protein means, with the plug-in factor sqrt((C - 1) / C) and E[s] = c4 * SD.
+    sd = np.sqrt((tau**2 + sigma**2 / per_protein) / n_proteins)
+    expected = 2 * stats.norm.ppf(0.975) * sd * np.sqrt((n_proteins - 1) / n_proteins) * _c4(n_proteins)
+    cluster_widths, naive_widths = [], []
+    for rep in range(100):
+        values, proteins = _protein_data(np.random.default_rng(rep), n_proteins, per_protein, tau, sigma)
+        mean, low, high, n, k = tables.cluster_bootstrap_mean_ci(values, proteins, n_boot=1000, rng=rep)
+        assert (n, k) == (n_proteins * per_protein, n_proteins)
+        assert mean == pytest.approx(values.mean())
+        cluster_widths.append(high - low)
+        _, low, high, _, _ = tables.cluster_bootstrap_mean_ci(values, None, n_boot=1000, rng=rep)
+        naive_widths.append(high - low)
+    assert_allclose(np.mean(cluster_widths), expected, rtol=rtol)
+    # Spectra as independent units understate the uncertainty several-fold here.
+    assert (np.array(cluster_widths) > 2 * np.array(naive_widths)).all()
+    naive_expected = 2 * stats.norm.ppf(0.975) * np.sqrt((tau**2 + sigma**2) / (n_proteins * per_protein))
+    # ... and sit near the formula for independent values, which ignores the protein effects.
+    assert_allclose(np.mean(naive_widths), naive_expected, rtol=0.2)
+
+
+def test_cluster_bootstrap_coverage_of_the_protein_mean():
+    hits = 0
+    for rep in range(200):
+        values, proteins = _protein_data(np.random.default_rng(1000 + rep), 40, 10, 1.0, 0.5)
+        _, low, high, _, _ = tables.cluster_bootstrap_mean_ci(values, proteins, n_boot=500, rng=rep)
+        hits += low <= 0.0 <= high
+    # Nominal 95%; the percentile interval of 40 clusters runs a little short of it.
+    assert 0.88 <= hits / 200 <= 0.99
+
+
+def test_cluster_bootstrap_single_protein_and_validation():
+    mean, low, high, n, k = tables.cluster_bootstrap_mean_ci([1.0, 2.0, np.nan], ["a", "a", "a"], rng=0)
+    assert (mean, n, k) == (1.5, 2, 1) and np.isnan(low) and np.isnan(high)
+    with pytest.raises(ValueError, match="clusters"):
+        tables.cluster_bootstrap_mean_ci([1.0, 2.0], ["a"])
+    with pytest.raises(ValueError, match="sums"):
+        tables.cluster_bootstrap(np.ones(3), lambda t: t[..., 0])
+
+
+def test_summarize_clusters_by_protein():
+    rng = np.random.default_rng(7)
+    values, proteins = _protein_data(rng, 6, 20, 1.0, 0.2)
+    df = pd.DataFrame({"method": "mssr", "factor": 1.5, "mse": values, "protein": proteins})
+    by_protein = tables.summarize(df, n_boot=500).iloc[0]
+    independent = tables.summarize(df, n_boot=500, cluster=None).iloc[0]
+    assert (by_protein["n"], by_protein["n_proteins"]) == (120, 6)
+    assert independent["n_proteins"] == 120
+    assert by_protein["mean"] == pytest.approx(values.mean())
+    assert by_protein["ci_high"] - by_protein["ci_low"] > 3 * (independent["ci_high"] - independent["ci_low"])
+    with pytest.raises(ValueError, match="cluster column"):
+        tables.summarize(df, cluster="patient")
+
+
+# -- pooled peak R^2 ---------------------------------------------------------------------------------
+
+
+def _pool_row(a_true, a_pred):
+    a_true, a_pred = np.asarray(a_true, float), np.asarray(a_pred, float)
+    return {"n_pairs": len(a_true), "peak_ss_res": np.square(a_true - a_pred).sum(),
+            "peak_sum_true": a_true.sum(), "peak_sumsq_true": np.square(a_true).sum()}
+
+
+def test_pooled_peak_r2_equals_r2_over_all_pairs():
+    rng = np.random.default_rng(3)
+    spectra = [(rng.uniform(0.2, 1, k), None) for k in (3, 1, 7, 0, 5)]
+    spectra = [(t, t + rng.normal(0, 0.1, len(t))) for t, _ in spectra]
+    rows = pd.DataFrame([_pool_row(t, p) for t, p in spectra])
+    totals = rows[list(tables.POOL_COLUMNS)].sum().to_numpy()
+    a_true = np.concatenate([t for t, _ in spectra])
+    a_pred = np.concatenate([p for _, p in spectra])
+    expected = 1 - np.square(a_true - a_pred).sum() / np.square(a_true - a_true.mean()).sum()
+    assert float(tables.pooled_peak_r2(totals)) == pytest.approx(expected, rel=1e-12)
+    assert float(tables.pooled_peak_r2(list(_pool_row([0.5], [0.5]).values()))) == 1.0  # SS_tot 0, exact
+    assert np.isnan(tables.pooled_peak_r2([0, 0, 0, 0]))
+
+
+def test_summarize_pools_peak_r2_where_the_sums_are_present():
+    # Two spectra whose own R^2 is hugely negative (nearly equal true heights) pool to a sane value.
+    a = _pool_row([0.50, 0.51], [0.30, 0.70])
+    b = _pool_row([0.10, 0.90], [0.12, 0.88])
+    df = pd.DataFrame([{**a, "peak_r2": -700.0}, {**b, "peak_r2": 0.99}])
+    df["method"], df["factor"], df["protein"] = "mssr", 1.5, ["p0", "p1"]
+    row = tables.summarize(df, n_boot=200, metrics=["peak_r2"]).iloc[0]
+    assert row["statistic"] == "pooled"
+    a_true, a_pred = np.array([0.5, 0.51, 0.1, 0.9]), np.array([0.3, 0.7, 0.12, 0.88])
+    assert row["mean"] == pytest.approx(1 - np.square(a_true - a_pred).sum() / np.square(a_true - a_true.mean()).sum())
+    assert -1 < row["mean"] < 1
+
+
+# -- paired differences ------------------------------------------------------------------------------
+
+
+def _paired_frame(rng, *, gain, n_proteins=8, per_protein=6, tau=0.3, sigma=0.05):
+    """mssr = identity - gain on mse, identity's protein effects shared (paired design)."""
+    base, proteins = _protein_data(rng, n_proteins, per_protein, tau, sigma, shift=1.0)
+    noise = rng.normal(0, sigma, base.size)
+    rows = []
+    for sample, (value, protein, e) in enumerate(zip(base, proteins, noise)):
+        rows.append({"testset": "blur", "method": "identity", "factor": 1.5, "sample": sample, "protein": protein,
+                     "mse": value, "ssim": 0.5})
+        rows.append({"testset": "blur", "method": "mssr", "factor": 1.5, "sample": sample, "protein": protein,
+                     "mse": value - gain + e, "ssim": 0.5 + gain})
+    df = pd.DataFrame(rows)
+    return df.sample(frac=1.0, random_state=0).reset_index(drop=True)  # pairing must not rely on order
+
+
+def test_paired_difference_ci_and_verdicts():
+    df = _paired_frame(np.random.default_rng(0), gain=0.1)
+    table = tables.paired(df, learned=["mssr"], n_boot=1000)
+    assert list(table.columns) == list(tables.PAIRED_COLUMNS)
+    mse = table[table["metric"] == "mse"].iloc[0]
+    a = df[df["method"] == "mssr"].set_index("sample")["mse"]
+    b = df[df["method"] == "identity"].set_index("sample")["mse"]
+    assert mse["difference"] == pytest.approx((a - b.loc[a.index]).mean())
+    assert (mse["reference"], mse["n_spectra"], mse["n_proteins"]) == ("identity", 48, 8)
+    # The protein effects cancel in the pairs: the interval is about the within-pair noise alone.
+    assert mse["ci_low"] < -0.1 + 0.03 and mse["ci_high"] > -0.1 - 0.03 and mse["ci_high"] < 0
+    assert mse["verdict"] == "better" and not mse["higher_is_better"]
+    ssim = table[table["metric"] == "ssim"].iloc[0]
+    assert ssim["verdict"] == "better" and ssim["higher_is_better"]
+    # Unpaired intervals of the two means would overlap heavily: tau = 0.3 >> gain.
+    summary = tables.summarize(df, n_boot=1000, by=("method",), metrics=["mse"])
+    lows, highs = summary["ci_low"].to_numpy(), summary["ci_high"].to_numpy()
+    assert max(lows) < min(highs)
+
+
+def test_paired_no_difference_and_worse():
+    same = tables.paired(_paired_frame(np.random.default_rng(1), gain=0.0), learned=["mssr"], metrics=["mse"],
+                         n_boot=1000).iloc[0]
+    assert same["ci_low"] < 0 < same["ci_high"] and same["verdict"] == "no difference"
+    worse = tables.paired(_paired_frame(np.random.default_rng(2), gain=-0.1), learned=["mssr"], metrics=["mse"],
+                          n_boot=1000).iloc[0]
+    assert worse["verdict"] == "worse"
+    one = _paired_frame(np.random.default_rng(3), gain=0.1, n_proteins=1)
+    assert tables.paired(one, learned=["mssr"], metrics=["mse"]).iloc[0]["verdict"] == "undetermined"
+    with pytest.raises(ValueError, match="direction"):
+        tables.paired(one.assign(fwhm_1h_hz=1.0), learned=["mssr"], metrics=["fwhm_1h_hz"])
+
+
+def test_paired_pooled_peak_r2():
+    rows = []
+    for sample in range(6):
+        t = np.array([0.2, 0.5, 0.9]) + 0.01 * sample
+        for method, p in (("identity", t * 0.5), ("mssr", t * 0.95)):
+            rows.append({"method": method, "factor": 2.25, "sample": sample, "protein": f"p{sample % 3}",
+                         "peak_r2": -1.0, **_pool_row(t, p)})
+    table = tables.paired(pd.DataFrame(rows), metrics=["peak_r2"], n_boot=300)
+    row = table.iloc[0]
+    assert row["statistic"] == "pooled"
+    assert row["difference"] == pytest.approx(row["method_value"] - row["reference_value"])
+    assert row["method_value"] > 0.9 > row["reference_value"]
+    assert row["verdict"] == "better"
+
+
+def test_write_tables_writes_paired_differences(tmp_path):
+    df = _paired_frame(np.random.default_rng(4), gain=0.1)
+    paths = tables.write_tables(df, tmp_path, n_boot=200, seed=1)
+    table = pd.read_csv(tmp_path / "paired.csv")
+    assert {"ci_low", "ci_high", "n_proteins", "n_spectra", "verdict"} <= set(table.columns)
+    assert_frame_equal(table, tables.paired(df, n_boot=200, seed=1), check_dtype=False)
+    md = paths[5].read_text()
+    assert "| mssr | identity | 2 | 0 | 0 | 0 |" in md
+    summary = pd.read_csv(paths[0])
+    assert (summary["n_proteins"] == 8).all()

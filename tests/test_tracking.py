@@ -262,3 +262,89 @@ def test_ensure_store_file_creates_the_default_store(store_dir, tmp_path):
     record = json.loads(out.read_text())
     assert record["uri"] == tracking.sqlite_uri(store_dir) and record["reachable"] is True
     assert record["experiment_id"] == tracking.ensure_store(record["uri"], "mssr-test")
+
+
+# ---------------------------------------------------------------------------------------------
+# the JSON-lines record
+
+
+def test_read_jsonl_skips_only_a_torn_last_line(tmp_path, caplog):
+    path = tmp_path / tracking.FALLBACK_JSONL
+    path.write_text('{"kind": "params"}\n{"kind": "metrics", "step": 1}\n{"kind": "me')
+    with caplog.at_level(logging.WARNING, logger="mssr.tracking"):
+        assert tracking.read_jsonl(path) == [{"kind": "params"}, {"kind": "metrics", "step": 1}]
+    assert any("torn" in rec.getMessage() for rec in caplog.records)
+    path.write_text('{"kind": "params"}\n{"kind": "end"}')  # complete last record, newline lost
+    assert [r["kind"] for r in tracking.read_jsonl(path)] == ["params", "end"]
+
+
+@pytest.mark.parametrize("text, line", [('{"a": 1}\nnot json\n{"b": 2}\n', 2), ('{"a": 1}\n{"b": \n', 2),
+                                        ('garbage\n{"a": 1}', 1)])
+def test_read_jsonl_raises_on_a_bad_complete_line(tmp_path, text, line):
+    path = tmp_path / "record.jsonl"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=rf"record\.jsonl: line {line} "):
+        tracking.read_jsonl(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation runs
+
+
+def _evaluation_tables():
+    import pandas as pd
+
+    summary = pd.DataFrame({
+        "testset": ["blur", "blur", "blur"], "method": ["mssr", "baseline", "identity"], "factor": [1.5, 2.25, 1.5],
+        "metric": ["mse", "peak_r2", "mse"], "statistic": ["mean", "pooled", "mean"], "mean": [0.01, 0.8, 0.02],
+        "ci_low": [0.008, float("nan"), 0.015], "ci_high": [0.012, float("nan"), 0.03], "n": [4, 4, 4],
+        "n_proteins": [2, 2, 2],
+    })
+    table = pd.DataFrame({
+        "testset": "blur", "method": ["mssr", "mssr", "baseline", "baseline", "identity"],
+        "factor": [1.5, 2.25, 1.5, 2.25, 1.5], "sample": [0, 0, 0, 0, 0], "protein": ["p1"] * 5,
+        "mlflow_run_id": ["run-m", "run-m", "run-b1", "run-b2", ""],
+    })
+    return summary, table
+
+
+def test_evaluation_metric_names_and_model_links():
+    summary, table = _evaluation_tables()
+    metrics = tracking.evaluation_metrics(summary)
+    assert metrics == {
+        "blur.mssr.1.500.mse": 0.01, "blur.mssr.1.500.mse.ci_low": 0.008, "blur.mssr.1.500.mse.ci_high": 0.012,
+        "blur.baseline.2.250.peak_r2": 0.8,
+        "blur.identity.1.500.mse": 0.02, "blur.identity.1.500.mse.ci_low": 0.015,
+        "blur.identity.1.500.mse.ci_high": 0.03,
+    }
+    assert tracking.model_run_tags(table) == {
+        "model_run.mssr": "run-m", "model_run.baseline.1.500": "run-b1", "model_run.baseline.2.250": "run-b2",
+    }
+    assert tracking.metric_key("psnr(db)", "a=b") == "psnr_db_.a_b"
+
+
+def test_log_evaluation_to_a_local_store(store_dir, tmp_path):
+    summary, table = _evaluation_tables()
+    csv = tmp_path / "summary.csv"
+    summary.to_csv(csv, index=False)
+    uri = tracking.sqlite_uri(store_dir)
+    run_id = tracking.log_evaluation(summary, metrics_table=table, artifacts=[csv], params={"metrics": {"bootstrap": 9}},
+                                     experiment="mssr-test", uri=uri, fallback_dir=tmp_path / "fb")
+    stored = _client(uri).get_run(run_id)
+    assert stored.info.run_name == "evaluation" and stored.info.status == "FINISHED"
+    assert stored.data.metrics["blur.mssr.1.500.mse"] == 0.01
+    assert stored.data.tags["model_run.mssr"] == "run-m" and stored.data.tags["mssr.kind"] == "evaluation"
+    assert stored.data.params["evaluation.metrics.bootstrap"] == "9"
+    assert json.loads(stored.data.params["scored.methods"]) == ["baseline", "identity", "mssr"]
+    assert [a.path for a in _client(uri).list_artifacts(run_id, "tables")] == ["tables/summary.csv"]
+
+
+def test_log_evaluation_never_raises_and_keeps_the_tables(tmp_path, monkeypatch, caplog):
+    summary, table = _evaluation_tables()
+    csv = tmp_path / "summary.csv"
+    summary.to_csv(csv, index=False)
+    monkeypatch.setattr(tracking, "run", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("store on fire")))
+    with caplog.at_level(logging.WARNING, logger="mssr.tracking"):
+        assert tracking.log_evaluation(summary, metrics_table=table, artifacts=[csv], fallback_dir=tmp_path) is None
+    assert "store on fire" in caplog.text
+    assert csv.read_text() == summary.to_csv(index=False)

@@ -390,7 +390,7 @@ def _apex_height(profile: np.ndarray, centre: np.ndarray) -> np.ndarray:
         curvature = (inv_l + inv_r - 2.0 * inv_c) / 2.0
         offset = (inv_r - inv_l) / (4.0 * curvature)
         apex = 1.0 / (inv_c - curvature * offset**2)
-    ok &= (curvature > 0) & np.isfinite(apex) & (np.abs(offset) <= 0.5)
+    ok &= (curvature > 0) & np.isfinite(apex) & (np.abs(offset) <= 0.5 + 1e-9)
     return np.where(ok, apex, top)
 
 
@@ -429,8 +429,10 @@ def linewidths(x: np.ndarray, peaks: Peaks) -> np.ndarray:
     half height before the spectrum's edge gets NaN on that axis; two lines that overlap above
     half height are measured as one (a blend is as wide as it looks).
 
-    Accuracy on sampled Lorentzians (tested): within 6% of the true FWHM at 3 points per FWHM
-    and within 2% from 6 points per FWHM, for any sub-pixel position of the centre.
+    Accuracy on sampled Lorentzians, largest error over sub-pixel centre positions (measured;
+    the straight line across the convex flank overestimates): 5.3% at 3 points per FWHM, 3.0%
+    at 4, 2.0% at 5, 1.4% at 6, 0.5% at 10; 11% at 2 points, where no half-height reading is
+    reliable.
 
     Parameters
     ----------

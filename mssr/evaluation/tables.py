@@ -230,7 +230,10 @@ def cluster_bootstrap(
         return value, float("nan"), float("nan")
     rng = np.random.default_rng(rng)
     idx = rng.integers(0, len(sums), size=(n_boot, len(sums)))
-    boot = np.asarray(statistic(sums[idx].sum(axis=1)), dtype=float)
+    # Column by column: memory n_boot x C, not n_boot x C x k. An infinite fill enters a total
+    # only where its cluster is drawn.
+    totals = np.stack([sums[:, k][idx].sum(axis=1) for k in range(sums.shape[1])], axis=-1)
+    boot = np.asarray(statistic(totals), dtype=float)
     low, high = _percentiles(boot, ci)
     return value, low, high
 
