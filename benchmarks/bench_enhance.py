@@ -19,11 +19,14 @@ Protocols: ``default`` is whatever ``mssr enhance`` does without sampler options
 (default: none on CUDA, 8 on the CPU), it is not run whole: the command is timed with two small
 step counts k1 < k2 at the same sampler and repeats, every step costing one network call per
 chain, and the wall time of the full protocol is extrapolated linearly,
-``t(steps) = t(k1) + (steps - k1) (t(k2) - t(k1)) / (k2 - k1)``; the record says so
-(``extrapolated``). Peak memory does not grow with the step count.
+``t(steps) = t(k1) + (steps - k1) (s(k2) - s(k1)) / (k2 - k1)`` with ``s`` the sampling seconds
+that ``mssr enhance`` reports; the record says so (``extrapolated``). On CUDA a protocol of more
+than 50 steps is probed the same way first and run whole only when the estimate fits the time limit
+of one command. Peak memory does not grow with the step count.
 
-The model: ``--model DIR``; else the model ``mssr enhance`` uses by default
-(:data:`mssr.enhance.run.DEFAULT_MODEL_DIR`, under the repository) when it exists; else a model
+The model: ``--model DIR``; else the shipped model (``mssr/enhance/model``) or the model ``mssr
+enhance`` uses by default (:data:`mssr.enhance.run.DEFAULT_MODEL_DIR`, under the repository), the
+first that exists; else a model
 with untrained, seeded weights is built for the timing (``--build-model paper``: the paper's
 network, :data:`mssr.model.network.PAPER_CONFIG`, T = 2000; ``tiny``: 16 px, for the smoke run).
 Weights do not change the time of a network call; the outputs of an untrained model are not
@@ -51,12 +54,14 @@ from pathlib import Path
 import common  # noqa: E402  (this folder is on sys.path when run as a script)
 
 ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_MODEL_DIR = Path("mssr/enhance/model")  # where scripts/ship_model.sh puts the release model
 
 FROM_MHZ = 600.0
 TO_MHZ = 900.0
 PLANE_SHAPE = (1496, 2048)  # (15N, 1H) points: 1H direct, last
 SMOKE_SHAPE = (96, 128)
 PAPER_ARGS = {"sampler": "ddpm", "steps": 500, "repeats": 5}
+PROBE_ABOVE_STEPS = 50  # on CUDA, protocols of more steps are probed before they are run whole
 # Targets of the GPU issue, checked against the measured wall time of the whole command.
 TARGET_SECONDS = {("cuda", "paper"): 30.0}
 TARGET_CPU_DEFAULT = {"seconds": 180.0, "peak_rss_mib": 4096.0, "threads": 2}
@@ -203,8 +208,13 @@ def enhance_command(plane: Path, model: Path, output: Path, *, device: str, thre
 
 def time_protocol(name: str, sampler_args: dict, full: dict, *, plane: Path, model: Path, work: Path, device: str,
                   threads: int | None, max_steps: int | None, probe_steps: tuple[int, int], runs: int,
-                  timeout: float, env: dict) -> dict:
-    """Time one protocol: whole when its steps fit ``max_steps``, else extrapolated from two probe step counts."""
+                  timeout: float, env: dict, probe_above: int | None = None) -> dict:
+    """Time one protocol: whole when its steps fit ``max_steps``, else extrapolated from two probe step counts.
+
+    With ``probe_above``, a protocol of more steps is probed first even when it may run whole, and
+    run whole only when the extrapolated wall time fits in 80 % of ``timeout``; otherwise the
+    extrapolation is the result (``not_run_whole`` says why).
+    """
     output = work / f"hsqc_{name}_mssr900.ft2"
 
     def timed(args: dict) -> list[dict]:
@@ -221,30 +231,48 @@ def time_protocol(name: str, sampler_args: dict, full: dict, *, plane: Path, mod
     steps = full["steps"]
     record = {"protocol": name, "sampler": full["sampler"], "steps": steps, "repeats": full["repeats"],
               "options": {k: v for k, v in sampler_args.items() if v is not None}}
-    if max_steps is None or steps <= max_steps:
-        rows = timed(sampler_args)
-        ok = [r for r in rows if r["returncode"] == 0]
-        record.update({"extrapolated": False, "runs": rows, "ok": len(ok) == len(rows)})
-        if ok:
-            best = min(ok, key=lambda r: r["wall_seconds"])
-            record.update({"wall_seconds": best["wall_seconds"], "sampling_seconds": best["sampling_seconds"],
-                           "peak_rss_mib": max(r["peak_rss_mib"] for r in ok)})
-        return record
+    whole = max_steps is None or steps <= max_steps
+    probe = not whole or (probe_above is not None and steps > probe_above)
+    if probe:
+        estimate = _extrapolate(timed, full, probe_steps)
+        if not estimate["ok"]:
+            record.update({"extrapolated": True, **estimate})
+            return record
+        if whole and estimate["wall_seconds"] > 0.8 * timeout:
+            whole = False
+            estimate["not_run_whole"] = (f"the extrapolated {estimate['wall_seconds']:.0f} s exceed 80 % of the "
+                                         f"{timeout:.0f} s limit of one command")
+        if not whole:
+            record.update({"extrapolated": True, **estimate})
+            return record
+        record["estimate_from_probes"] = estimate
+    rows = timed(sampler_args)
+    ok = [r for r in rows if r["returncode"] == 0]
+    record.update({"extrapolated": False, "runs": rows, "ok": len(ok) == len(rows)})
+    if ok:
+        best = min(ok, key=lambda r: r["wall_seconds"])
+        record.update({"wall_seconds": best["wall_seconds"], "sampling_seconds": best["sampling_seconds"],
+                       "peak_rss_mib": max(r["peak_rss_mib"] for r in ok)})
+    return record
+
+
+def _extrapolate(timed, full: dict, probe_steps: tuple[int, int]) -> dict:
+    """Time ``full``'s sampler and repeats at two step counts; the full protocol's times, extrapolated linearly."""
     k1, k2 = probe_steps
     probes = {}
     for k in (k1, k2):
         rows = timed({**full, "steps": k})
         probes[k] = rows
         if any(r["returncode"] != 0 for r in rows):
-            record.update({"extrapolated": True, "probes": {str(s): r for s, r in probes.items()}, "ok": False})
-            return record
+            return {"probes": {str(s): r for s, r in probes.items()}, "ok": False}
+    steps = full["steps"]
     wall = {k: min(r["wall_seconds"] for r in rows) for k, rows in probes.items()}
     sampled = {k: min(r["sampling_seconds"] or 0.0 for r in rows) for k, rows in probes.items()}
     # The step cost comes from the sampler's own time: the start of a process (imports) varies by
     # more than a few steps cost, and it does not grow with the steps.
     per_step = max(0.0, (sampled[k2] - sampled[k1]) / (k2 - k1))
-    record.update({
-        "extrapolated": True, "ok": True,
+    return {
+        "ok": True,
         "how": f"{full['sampler']} x {full['repeats']} repeats timed at {k1} and {k2} steps; per_step = "
                f"(sampling({k2}) - sampling({k1})) / {k2 - k1} from the sampling seconds mssr enhance reports; "
                f"wall(steps) = wall({k1}) + (steps - {k1}) x per_step and likewise sampling(steps); one network "
@@ -253,12 +281,20 @@ def time_protocol(name: str, sampler_args: dict, full: dict, *, plane: Path, mod
         "seconds_per_step": per_step,
         "wall_seconds": wall[k1] + (steps - k1) * per_step,
         "sampling_seconds": sampled[k1] + (steps - k1) * per_step,
-        "peak_rss_mib": max(r["peak_rss_mib"] for rows in probes.values() for r in rows),
-    })
-    return record
+        "peak_rss_mib": max(r["peak_rss_mib"] or 0.0 for rows in probes.values() for r in rows),
+    }
 
 
 # ---------------------------------------------------------------------------------------------- main
+
+
+def _protocol_used(work: Path, name: str) -> dict | None:
+    """Sampler, steps and repeats of the last run of protocol ``name``, from its output's sidecar."""
+    sidecar = work / f"hsqc_{name}_mssr900.ft2.json"
+    if not sidecar.is_file():
+        return None
+    protocol = json.loads(sidecar.read_text()).get("protocol") or {}
+    return {k: protocol.get(k) for k in ("sampler", "steps", "repeats", "batch_size", "device")}
 
 
 def machine(device: str) -> dict:
@@ -311,13 +347,14 @@ def run(args) -> dict:
         plane_record = write_plane(plane, shape, seed=args.seed)
         plane_record["render_seconds"] = time.perf_counter() - start
         log(f"plane {plane_record['shape']} ({plane_record['n_peaks']} peaks) written")
-        default_model = ROOT / DEFAULT_MODEL_DIR
+        found = next((d for d in (ROOT / SHIPPED_MODEL_DIR, ROOT / DEFAULT_MODEL_DIR)
+                      if (d / "config.json").is_file() and (d / "model.safetensors").is_file()), None)
         if args.model is not None:
             model_dir = Path(args.model).resolve()
             model = describe_model(model_dir)
-        elif default_model.exists() and not args.smoke and args.build_model is None:
-            model_dir = default_model
-            model = {**describe_model(model_dir), "source": "mssr enhance's default model"}
+        elif found is not None and not args.smoke and args.build_model is None:
+            model_dir = found
+            model = {**describe_model(model_dir), "source": f"found at {model_dir.relative_to(ROOT)}"}
         else:
             model_dir = work / "model"
             model = build_model(model_dir, args.build_model or ("tiny" if args.smoke else "paper"), seed=args.seed)
@@ -340,12 +377,16 @@ def run(args) -> dict:
                 continue
             row = time_protocol(name, given, full, plane=plane, model=model_dir, work=work, device=args.device,
                                 threads=args.threads, max_steps=max_steps, probe_steps=tuple(args.probe_steps),
-                                runs=args.runs, timeout=args.timeout, env=env)
+                                runs=args.runs, timeout=args.timeout, env=env,
+                                probe_above=None if args.smoke or args.device == "cpu" else PROBE_ABOVE_STEPS)
+            used = _protocol_used(work, name)
+            if used is not None:
+                row["protocol_used"] = used  # what the sidecar of the last run of this protocol records
             rows.append(row)
             log(f"{name}: {row.get('wall_seconds', float('nan')):.1f} s wall"
                 f"{' (extrapolated)' if row.get('extrapolated') else ''}, ok={row['ok']}")
         sidecars = sorted(work.glob("*.ft2.json"))
-        processing = json.loads(sidecars[-1].read_text())["processing"] if sidecars else None
+        processing = json.loads(sidecars[-1].read_text()).get("processing") if sidecars else None
     finally:
         shutil.rmtree(work, ignore_errors=True)
     record = {

@@ -51,7 +51,10 @@ fi
 WHEELS=${WHEELS:-"$ROOT/.gpu-wheels"}
 export PYTHONUNBUFFERED=1
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-STATUS="$LOGS/status.tsv"   # part, rc, seconds, file, note
+# Outside $OUT: the device tool brings back at most 8 files (4 results + 3 part logs here).
+SCRATCH=$(mktemp -d /tmp/mssr_gpu_scratch.XXXXXX)
+STATUS="$SCRATCH/status.tsv"   # part, rc, seconds, file, note
+SETUP_LOG="$SCRATCH/setup.log"  # its tail goes into the summary
 : >"$STATUS"
 
 left() { echo $((TOTAL - ($(date +%s) - START))); }
@@ -80,20 +83,20 @@ skip_part() {
 SETUP_OK=1
 if compgen -G "$WHEELS/*.whl" >/dev/null; then
     SITE=$(mktemp -d /tmp/mssr_site.XXXXXX)
-    if "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" \
-            "$WHEELS"/*.whl >"$LOGS/setup.log" 2>&1; then
+    if timeout 120 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" \
+            "$WHEELS"/*.whl >"$SETUP_LOG" 2>&1; then
         export PYTHONPATH="$ROOT:$SITE${PYTHONPATH#"$ROOT"}"
         note "setup: installed $(ls "$WHEELS"/*.whl | wc -l) wheels into $SITE"
     else
         SETUP_OK=0
-        note "setup: pip install of $WHEELS failed"; tail -n 20 "$LOGS/setup.log"
+        note "setup: pip install of $WHEELS failed"; tail -n 20 "$SETUP_LOG"
     fi
 else
     note "setup: no wheels in $WHEELS (run scripts/gpu_wheels.sh here first); using what $PY has"
 fi
 DEVICE=cuda
 [ "$SMOKE" = 1 ] && DEVICE=cpu
-if "$PY" - "$DEVICE" >>"$LOGS/setup.log" 2>&1 <<'EOF'
+if timeout 180 "$PY" - "$DEVICE" >>"$SETUP_LOG" 2>&1 <<'EOF'
 import sys
 import torch, diffusers, nmrglue, makeshift  # noqa: F401
 import mssr
@@ -115,13 +118,13 @@ if device == "cuda":
     print("paper forward ok", tuple(out.shape), out.dtype)
 EOF
 then
-    note "setup: $(grep -E '^(torch|gpu|paper)' "$LOGS/setup.log" | tr '\n' ';')"
+    note "setup: $(grep -E '^(torch|gpu|paper)' "$SETUP_LOG" | tr '\n' ';')"
 else
     SETUP_OK=0
-    note "setup: the import check failed:"; tail -n 30 "$LOGS/setup.log"
+    note "setup: the import check failed:"; tail -n 30 "$SETUP_LOG"
 fi
 printf '%s\t%s\t%s\t%s\t%s\n' setup "$([ $SETUP_OK = 1 ] && echo 0 || echo 1)" "$(( $(date +%s) - START ))" "" \
-    "$(grep -E '^(torch|gpu)' "$LOGS/setup.log" | tr '\n\t' '; ')" >>"$STATUS"
+    "$(grep -E '^(torch|gpu)' "$SETUP_LOG" | tr '\n\t' '; ')" >>"$STATUS"
 
 # --- the parts ---------------------------------------------------------------------------------------
 if [ $SETUP_OK = 1 ]; then
@@ -139,10 +142,10 @@ if [ $SETUP_OK = 1 ]; then
     else
         # 1: paper network. Its stages stop starting at --budget-seconds; the timeout is the backstop,
         # and the JSON written after each stage survives it.
-        run_part model 270 "$RESULTS/model_cuda_paper.json" "$PY" benchmarks/bench_model.py --size paper \
-            --device cuda --budget-seconds 215 --out "$RESULTS/model_cuda_paper.json"
-        # 2: enhancement of the full-size plane: every protocol run whole on CUDA.
-        T=$(( $(left) - 40 )); [ $T -gt 150 ] && T=150
+        run_part model 300 "$RESULTS/model_cuda_paper.json" "$PY" benchmarks/bench_model.py --size paper \
+            --device cuda --budget-seconds 250 --out "$RESULTS/model_cuda_paper.json"
+        # 2: enhancement of the full-size plane: every protocol run whole on CUDA (about 20 s a protocol).
+        T=$(( $(left) - 30 )); [ $T -gt 120 ] && T=120
         if [ $T -ge 45 ]; then
             run_part enhance "$T" "$RESULTS/enhance_cuda.json" "$PY" benchmarks/bench_enhance.py --device cuda \
                 --runs 1 --timeout $((T - 25)) --out "$RESULTS/enhance_cuda.json" \
@@ -166,10 +169,10 @@ fi
 
 # --- the summary, whatever happened -------------------------------------------------------------------
 MODE=$([ "$SMOKE" = 1 ] && echo smoke || echo cuda)
-"$PY" - "$STATUS" "$RESULTS/gpu_summary_$MODE.json" "$MODE" "$(( $(date +%s) - START ))" <<'EOF'
+"$PY" - "$STATUS" "$RESULTS/gpu_summary_$MODE.json" "$MODE" "$(( $(date +%s) - START ))" "$SETUP_LOG" <<'EOF'
 import datetime, json, os, sys
 
-status, out, mode, seconds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+status, out, mode, seconds, setup_log = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 parts = []
 for line in open(status, encoding="utf-8"):
     name, rc, took, path, note = (line.rstrip("\n").split("\t") + [""] * 5)[:5]
@@ -188,8 +191,12 @@ for line in open(status, encoding="utf-8"):
             except (OSError, ValueError) as exc:
                 row["complete"] = f"unreadable: {exc}"
     parts.append(row)
+try:
+    setup_tail = open(setup_log, encoding="utf-8", errors="replace").read()[-3000:]
+except OSError:
+    setup_tail = None
 summary = {"what": "benchmarks/gpu.sh", "mode": mode, "date": datetime.datetime.now(datetime.timezone.utc)
-           .isoformat(timespec="seconds"), "seconds": seconds, "parts": parts}
+           .isoformat(timespec="seconds"), "seconds": seconds, "parts": parts, "setup_log_tail": setup_tail}
 with open(out, "w", encoding="utf-8") as f:
     json.dump(summary, f, indent=2)
 print(f"\n{'part':10} {'exit':>7} {'s':>5}  file / note")
