@@ -17,11 +17,8 @@ memory-mapped file pages are not allocations and are not counted).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -31,52 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-# Run as a script from a checkout: make the package beside this folder importable even when it is
-# not installed.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402  (puts the package beside this folder on sys.path too)
 
 FULL_SHAPE = (128, 128, 1024)
 SMOKE_SHAPE = (16, 16, 64)
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _versions() -> dict[str, str]:
-    import h5py
-    import nmrglue
-    import pandas
-    import scipy
-
-    import mssr
-
-    return {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "pandas": pandas.__version__,
-        "h5py": h5py.__version__,
-        "nmrglue": nmrglue.__version__,
-        "mssr": mssr.__version__,
-    }
-
-
-def _peak_rss_mib() -> float:
-    # VmHWM belongs to this process image; ru_maxrss survives exec and would report the parent's peak.
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def make_files(folder: Path, shape: tuple[int, int, int], *, seed: int) -> tuple[dict, float, dict]:
@@ -111,7 +67,7 @@ def measure(path: str, size: int, method: str, repeats: int) -> dict:
     from mssr import io as _io  # noqa: F401  the baseline: interpreter and libraries loaded
     from mssr.data import preprocess as _pre, project as _proj  # noqa: F401
 
-    baseline_mib = _peak_rss_mib()
+    baseline_mib = common.peak_rss_mib()
     _one_pass(path, size, method)  # page cache warm; not timed
     timings = []
     for _ in range(repeats):
@@ -122,7 +78,7 @@ def measure(path: str, size: int, method: str, repeats: int) -> dict:
     _one_pass(path, size, method)
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    peak_mib = _peak_rss_mib()
+    peak_mib = common.peak_rss_mib()
     return {
         "n_planes": n_planes,
         "seconds_per_spectrum": round(min(timings), 4),
@@ -146,12 +102,9 @@ def run(shape, *, size: int, method: str, repeats: int, seed: int) -> dict:
     return {
         "benchmark": "mssr.io.read(lazy=True) -> mssr.data.project.project -> mssr.data.preprocess.preprocess",
         "device": "cpu",
-        "cpu_model": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "platform": platform.platform(),
-        "versions": _versions(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **common.machine(),
+        "versions": common.versions("numpy", "scipy", "pandas", "h5py", "nmrglue", "mssr"),
+        "date": common.utc_now(),
         "spectrum": {"experiment": "hnca", "shape": list(shape), "nuclei": ["13C", "15N", "1H"], "dtype": "float32",
                      "protein": meta["protein"], "n_peaks": meta["n_peaks"], "field_mhz": meta["field_mhz"]},
         "size": size,
@@ -187,9 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     record = run(shape, size=size, method=args.method, repeats=repeats, seed=args.seed)
     record["smoke"] = bool(args.smoke)
 
-    from mssr.atomic import write_text
-
-    write_text(args.out, json.dumps(record, indent=2) + "\n")
+    common.write_json(args.out, record)
     print(json.dumps({fmt: {k: r[k] for k in ("spectra_per_s", "tracemalloc_peak_mib", "peak_rss_mib")}
                       for fmt, r in record["by_format"].items()}))
     return 0

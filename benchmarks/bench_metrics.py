@@ -13,19 +13,15 @@ Only the metric computation is timed, not the generation of the spectra.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-# Run as a script from a checkout: make the package beside this folder importable even when it is
-# not installed.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402  (puts the package beside this folder on sys.path too)
 
 TARGET_SECONDS = 60.0
 """Budget for 1000 pairs of 256 x 256 spectra on a 2-core CPU."""
@@ -74,33 +70,6 @@ def synthetic_pairs(pairs: int, size: int, *, seed: int = 0) -> tuple[np.ndarray
     return true.astype(np.float32), np.clip(pred, -1.0, 1.0).astype(np.float32)
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _versions() -> dict[str, str]:
-    import pandas
-    import scipy
-    import skimage
-
-    import mssr
-
-    return {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "scikit-image": skimage.__version__,
-        "pandas": pandas.__version__,
-        "mssr": mssr.__version__,
-    }
-
-
 def run(pairs: int, size: int, *, seed: int = 0, chunk_size: int = 64, workers: int = 1, repeats: int = 1) -> dict:
     """Generate the pairs, time ``compute_many`` ``repeats`` times, return the record."""
     from mssr.evaluation import metrics, peaks
@@ -122,12 +91,9 @@ def run(pairs: int, size: int, *, seed: int = 0, chunk_size: int = 64, workers: 
     return {
         "benchmark": "mssr.evaluation.metrics.compute_many, nine metrics, default options",
         "device": "cpu",
-        "cpu_model": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "platform": platform.platform(),
-        "versions": _versions(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **common.machine(),
+        "versions": common.versions("numpy", "scipy", "skimage", "pandas", "mssr", labels={"skimage": "scikit-image"}),
+        "date": common.utc_now(),
         "pairs": pairs,
         "size": size,
         "chunk_size": chunk_size,
@@ -145,7 +111,9 @@ def run(pairs: int, size: int, *, seed: int = 0, chunk_size: int = 64, workers: 
             "true_mean": float(np.mean(true_counts)),
             "pred_mean": float(np.mean(pred_counts)),
         },
-        "metric_means": {name: round(float(table[name].mean()), 6) for name in metrics.METRIC_NAMES},
+        # JSON has no infinities: a mean that is not finite (peak R^2 fills -inf) is null
+        "metric_means": {name: round(m, 6) if np.isfinite(m := float(table[name].mean())) else None
+                         for name in metrics.METRIC_NAMES},
     }
 
 
@@ -165,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         args.pairs, args.size, seed=args.seed, chunk_size=args.chunk_size, workers=args.workers, repeats=args.repeats
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    common.write_json(args.out, record)
     print(json.dumps({k: record[k] for k in ("pairs", "size", "workers", "seconds", "pairs_per_s", "target_met")}))
     return 0
 

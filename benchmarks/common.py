@@ -104,6 +104,17 @@ def cpu_peak_fp32(info: dict, threads: int | None = None) -> dict:
     }
 
 
+def machine() -> dict:
+    """What a benchmark record says about the machine: ``cpu_model``, ``cpu_count`` (CPUs of the
+    machine), ``cpus_usable`` (CPUs this process may run on) and ``platform``."""
+    return {
+        "cpu_model": cpu_info()["model"],
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "platform": platform.platform(),
+    }
+
+
 def load_average() -> list[float]:
     """1, 5 and 15 minute load averages (empty where the OS has none)."""
     try:
@@ -159,13 +170,15 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def versions(*names: str) -> dict[str, str]:
-    """``__version__`` of each named module, and Python's."""
+def versions(*names: str, labels: dict[str, str] | None = None) -> dict[str, str]:
+    """``__version__`` of each named module, and Python's; ``labels`` renames keys (e.g.
+    ``{'skimage': 'scikit-image'}``)."""
     import importlib
 
+    labels = labels or {}
     found = {"python": platform.python_version()}
     for name in names:
-        found[name] = str(getattr(importlib.import_module(name), "__version__", "unknown"))
+        found[labels.get(name, name)] = str(getattr(importlib.import_module(name), "__version__", "unknown"))
     return found
 
 
