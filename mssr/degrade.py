@@ -27,8 +27,25 @@ normalized intensity scale) and an upscaling factor ``f = high MHz / low MHz`` a
     cycles per pixel; the spectrum is extended by symmetric reflection (one axis length on each
     side) first, so lines near an edge do not wrap around. With ``lineshape='gaussian'`` (lines
     whose shape is set by Gaussian apodization) widths add in quadrature instead and the filter is
-    a Gaussian. Noise: ``sigma_low = sigma_high * f^(3/2)`` relative to the peak height
-    ``max|x0|`` (sensitivity ~ B0^(3/2)).
+    a Gaussian.
+
+    Noise. Peak-height S/N scales as B0^(3/2) for lines of equal width in Hz, each spectrum in
+    its own units (NMR_NOTES.md), and, at equal amplitude and acquisition, as 1 / (width in Hz)
+    per axis (the height of a Lorentzian of fixed area). With ``SNR_high = 1 / sigma_high`` (noise
+    SD over the peak height ``max|x0|``) the low-field spectrum must have::
+
+        SNR_low = SNR_high * f^(-3/2) * prod_k LW_high,k / LW_low,k                 (Hz widths)
+        sigma_low = 1 / SNR_low = sigma_high * f^(3/2) * prod_k LW_low,k / LW_high,k
+
+    and its noise SD is ``sigma_low`` times the *broadened* spectrum's own peak height
+    ``max|blur(x0)|``. For lines fixed in Hz this is ``height_low / (SNR_high / f^1.5)``. The
+    former rule, noise ``sigma_high * f^(3/2) * max|x0|``, ignored that the volume-keeping
+    broadening had already lowered the heights (by ``prod_k w_high,k / w_low,k``, f per axis for
+    lines fixed in Hz): the S/N then fell as f^(3/2) * f^d = f^(7/2) in 2D (f^(5/2) with one
+    broadened axis) instead of f^(3/2). ``LW_low`` is the width the model draws: on a clamped axis
+    (see below) the high-field ppm width, ``LW_high / f`` Hz. The time-domain renderer
+    (:mod:`mssr.data.timedomain`, FIDs with field-scaled amplitude and noise, the same processing)
+    obeys the same rule by construction; the tests compare the two on one peak at two fields.
 
     Where a line is narrower in ppm at low field (CSA-dominated nuclei such as 13C'), the added
     width is negative and no blur can produce it. :func:`simulate_physical_info` reports it
@@ -252,14 +269,19 @@ class Linewidth:
 
 
 DEFAULT_LINEWIDTHS: dict[str, Linewidth] = {
-    # amide 1H of a ~20 kDa protein: 15-30 Hz (est.), dominated by field-independent dipolar terms
-    "1H": Linewidth(dipolar_hz=20.0, csa_hz=0.0),
-    # backbone 15N (est.): 4.1 Hz at 400 MHz and 5.9 Hz at 900 MHz
-    "15N": Linewidth.from_two_fields(400.0, 4.1, 900.0, 5.9),
-    # 13C-alpha (est.): ~14 Hz at both fields
+    # The widths of the lines as processed, not only their relaxation: what the spectrum on the grid
+    # shows. Amide 1H and 15N are the processed FWHM of mssr.data.timedomain's 2D 1H-15N HSQC of a
+    # 20 kDa protein (natural 1H 16.8 / 17.5 Hz, 15N 2.9 / 4.3 Hz at 400 / 900 MHz; cos^2 windows
+    # over 85 ms 1H and 64 ms 15N acquisitions), through the points at 400 and 900 MHz. The former
+    # natural-only widths (1H 20 Hz, 15N 4.1 / 5.9 Hz) under-broadened the time-domain pairs: the
+    # relative MSE of degrade vs renderer at 900 -> 600 MHz was 0.063 with them, 0.013 with these
+    # (tests/test_degrade.py checks these numbers against the renderer).
+    "1H": Linewidth.from_two_fields(400.0, 21.67, 900.0, 22.21),
+    "15N": Linewidth.from_two_fields(400.0, 16.53, 900.0, 17.06),
+    # 13C-alpha (est.): ~14 Hz at both fields (no time-domain 13C renderer yet)
     "13C": Linewidth(dipolar_hz=14.0, csa_hz=0.0),
 }
-"""Linewidth models per nucleus (estimates of NMR_NOTES.md for a ~20 kDa protein)."""
+"""Linewidth models per nucleus for a ~20 kDa protein: processed widths of the time-domain renderer (1H, 15N)."""
 
 
 @dataclass(frozen=True)
@@ -290,7 +312,12 @@ class PhysicalBroadening:
     lineshape : str
         ``'lorentzian'`` or ``'gaussian'``.
     sigma_high, sigma_low : float
-        Noise standard deviation relative to the peak height at the two fields.
+        Noise standard deviation relative to the peak height at the two fields (``1 / SNR``):
+        ``sigma_low = sigma_high * f^1.5 * prod_k LW_low,k / LW_high,k`` (module notes), with
+        ``LW_low`` the drawn width (high-field ppm width on a clamped axis).
+    height_ratio : float
+        ``prod_k w_high,k / w_low,k`` with the applied widths: how much the broadening lowers a
+        line that the grid resolves (Lorentzian or Gaussian of these FWHMs).
     """
 
     factor: float
@@ -308,6 +335,7 @@ class PhysicalBroadening:
     lineshape: str
     sigma_high: float
     sigma_low: float
+    height_ratio: float = 1.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -400,6 +428,14 @@ def simulate_physical_info(
         w_high.append(wh)
         w_low.append(wl)
         added.append(a)
+    # 3. S/N rule (module notes): heights fall by the width ratio on the grid, the S/N by f^1.5
+    #    times the Hz-width ratio of the lines as drawn (a clamped axis keeps its ppm width)
+    applied = tuple(max(a, 0.0) for a in added)
+    height_ratio, hz_ratio = 1.0, 1.0
+    for wh, a, lw_h, spacing, nucleus in zip(w_high, applied, lw_high, ppm_per_px, nuclei):
+        w_drawn = wh + a if lineshape == "lorentzian" else math.hypot(wh, a)
+        height_ratio *= wh / w_drawn
+        hz_ratio *= w_drawn * spacing * low_mhz * GYROMAGNETIC_RATIO_TO_1H[nucleus] / lw_h
     return PhysicalBroadening(
         factor=factor,
         high_mhz=high_mhz,
@@ -411,11 +447,12 @@ def simulate_physical_info(
         fwhm_high_px=tuple(w_high),
         fwhm_low_px=tuple(w_low),
         added_fwhm_px=tuple(added),
-        applied_fwhm_px=tuple(max(a, 0.0) for a in added),
+        applied_fwhm_px=applied,
         producible=all(a >= 0 for a in added),
         lineshape=lineshape,
         sigma_high=sigma_high,
-        sigma_low=sigma_high * factor**1.5,
+        sigma_low=sigma_high * factor**1.5 * hz_ratio,
+        height_ratio=height_ratio,
     )
 
 
@@ -508,8 +545,9 @@ def simulate(
         ``'physical'``: ``axes`` (required), ``high_mhz``, ``linewidths``, ``sigma_high``
         (default 0.01), ``lineshape``, as in :func:`simulate_physical_info`; and ``input_noise``
         (default True): ``x0`` already carries white noise of std ``sigma_high * max|x0|``, so the
-        added noise brings the blurred total to ``sigma_low * max|x0|``; with False the added noise
-        alone has that std.
+        added noise brings the blurred total to ``sigma_low * max|y|``, ``y`` the broadened
+        spectrum (its own peak height: the S/N rule of the module notes); with False the added
+        noise alone has that std. Where the carried noise already exceeds it, nothing is added.
 
     Returns
     -------
@@ -545,9 +583,13 @@ def simulate(
     for axis, width in enumerate(info.applied_fwhm_px):
         y = _broaden_axis(y, width, axis, info.lineshape)
     if noise and info.sigma_low > 0:
-        height = float(np.max(np.abs(x)))
-        carried = info.sigma_high * _noise_gain(info.applied_fwhm_px, x.shape, info.lineshape) if input_noise else 0.0
-        added = height * math.sqrt(max(info.sigma_low**2 - carried**2, 0.0))
+        # noise from the broadened spectrum's own height (not max|x0|: that counted the loss twice)
+        target = info.sigma_low * float(np.max(np.abs(y)))
+        carried = 0.0
+        if input_noise:
+            gain = _noise_gain(info.applied_fwhm_px, x.shape, info.lineshape)
+            carried = info.sigma_high * float(np.max(np.abs(x))) * gain
+        added = math.sqrt(max(target**2 - carried**2, 0.0))
         if added > 0:
             y = y + _validate_rng(rng).normal(0.0, added, size=y.shape)
     return y.astype(x0.dtype, copy=False)

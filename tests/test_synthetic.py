@@ -153,7 +153,7 @@ def test_low_field_pair_broader_by_expected_ratio_and_lower_snr():
     table = hand_table(extra_unassigned=179)
     table = table[table["seq_id"].isin([5]) | (table["seq_id"] >= 100)]  # 180 residues (19.8 kDa), one amide: Ala 5
     high, low = synthetic.render_pair(table, "hsqc_15n", 900.0, 450.0, rng=np.random.default_rng(4),
-                                      sizes=(512, 2048), noise_sd=0.0)
+                                      sizes=(512, 2048), noise_sd=0.0, domain="frequency")
     assert high.meta["n_peaks"] == low.meta["n_peaks"] == 1
     for a_hi, a_lo in zip(high.axes, low.axes):
         np.testing.assert_allclose(a_hi.ppm_scale(), a_lo.ppm_scale())
@@ -177,12 +177,44 @@ def test_low_field_pair_broader_by_expected_ratio_and_lower_snr():
     assert low.data.max() / high.data.max() == pytest.approx(1 / ratio, rel=0.02)
 
     noisy_hi, noisy_lo = synthetic.render_pair(table, "hsqc_15n", 900.0, 450.0, rng=np.random.default_rng(5),
-                                               sizes=(512, 2048))
+                                               sizes=(512, 2048), domain="frequency")
     empty = (slice(None), slice(1700, 2048))  # 1H below 2 ppm: no peak
     sd_hi, sd_lo = noisy_hi.data[empty].std(), noisy_lo.data[empty].std()
     assert sd_hi == pytest.approx(synthetic.NOISE_SD_900, rel=0.02)
-    assert sd_lo / sd_hi == pytest.approx(2.0 ** 1.5, rel=0.03)
-    assert high.data.max() / sd_hi > 2.0 ** 1.5 * low.data.max() / sd_lo
+    # volume-kept heights in 2D: noise SD ~ B^(2 - 3/2) (noise_sd_volume_scale) ...
+    assert sd_lo / sd_hi == pytest.approx(0.5**0.5, rel=0.03)
+    # ... so that the peak-height S/N falls as f^1.5 times the Hz-width ratio (not f^1.5 x f^2)
+    hz_ratio = np.prod([lw[(n, 450)] / lw[(n, 900)] for n in ("15N", "1H")])
+    snr_ratio = (high.data.max() / sd_hi) / (low.data.max() / sd_lo)
+    assert snr_ratio == pytest.approx(2.0**1.5 * hz_ratio, rel=0.04)
+
+
+def test_time_domain_pair_on_one_grid_with_processed_widths():
+    from mssr.data import timedomain
+
+    table = hand_table(extra_unassigned=179)
+    table = table[table["seq_id"].isin([5]) | (table["seq_id"] >= 100)]  # one amide, 19.8 kDa
+    high, low = synthetic.render_pair(table, "hsqc_15n", 900.0, 600.0, rng=np.random.default_rng(4),
+                                      sizes=(512, 2048), noise_sd=0.0)
+    assert high.meta["domain"] == low.meta["domain"] == "time" and high.meta["source"] == "timedomain"
+    assert high.meta["n_peaks"] == 1 and (high.meta["pair"], low.meta["pair"]) == ("high", "low")
+    for a_hi, a_lo in zip(high.axes, low.axes):
+        np.testing.assert_allclose(a_hi.ppm_scale(), a_lo.ppm_scale())
+    assert low.field_mhz == pytest.approx(600.0)
+    i_hi, j_hi = np.unravel_index(np.argmax(high.data), high.shape)
+    assert (i_hi, j_hi) == np.unravel_index(np.argmax(low.data), low.shape)
+    mass = 180 * 0.110
+    w_hi = timedomain.processed_fwhm_hz("hsqc_15n", 900.0, mass_kda=mass)
+    w_lo = timedomain.processed_fwhm_hz("hsqc_15n", 600.0, mass_kda=mass)
+    for d, nucleus in enumerate(("15N", "1H")):
+        prof_hi = high.data[:, j_hi] if d == 0 else high.data[i_hi]
+        prof_lo = low.data[:, j_hi] if d == 0 else low.data[i_hi]
+        ratio = timedomain.half_height_width(prof_lo) / timedomain.half_height_width(prof_hi)
+        expected = (w_lo[nucleus] / low.axes[d].obs_mhz) / (w_hi[nucleus] / high.axes[d].obs_mhz)
+        assert ratio == pytest.approx(expected, rel=0.08)  # ~3 grid points per 15N FWHM at 900 MHz
+        assert 1.3 < expected < 1.6  # broader in ppm at low field, about the field ratio (window-limited)
+    with pytest.raises(ValueError, match="time-domain"):
+        synthetic.render_pair(table, "hnca", 900.0, 600.0, rng=np.random.default_rng(0))
 
 
 def test_render_is_deterministic_per_seed():

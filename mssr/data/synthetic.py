@@ -21,8 +21,15 @@ Physical model (estimates, see NMR_NOTES.md)
   natural one. In the indirect dimensions of 3D experiments it dominates (100-143 Hz).
 * Lineshapes are Lorentzian (or Gaussian) sampled at the point centres.
 * Peak volumes in ppm space are field independent: a line that is broader in ppm is lower.
-  Heights equal the relative intensity at 900 MHz. Noise SD is ``noise_sd * (900 / B)^(3/2)``, so the
-  signal-to-noise ratio of a peak of unchanged ppm width grows as B0^(3/2).
+  Heights equal the relative intensity at 900 MHz. Sensitivity: the peak-height S/N of a line grows
+  as B0^(3/2) for lines of equal Hz width and as 1 / (Hz width) per axis (the peak height of a
+  Lorentzian of fixed area in Hz), each spectrum in its own units. On the volume-keeping ppm scale
+  used here, where a line of width ``LW`` Hz has height ``prod_k 1 / (LW_k / MHz_k)``, that makes
+  the noise SD ``noise_sd * (B / 900)^(d - 3/2)`` for a d-dimensional spectrum, whatever the widths
+  (:func:`noise_sd_volume_scale`). (Before this was ``noise_sd * (900 / B)^(3/2)``, which on the
+  lowered heights counted the sensitivity loss twice: S/N ~ B0^(3/2 + d) for lines fixed in Hz.)
+* Physically true pairs of 2D 1H-15N experiments come from the time-domain renderer
+  (:mod:`mssr.data.timedomain`: FIDs, nmrglue processing); :func:`render_pair` uses it.
 * Scalar couplings are not drawn: 1H-15N HSQC and the amide dimensions of the 3D experiments are
   decoupled, and 1J(CaCb) ~ 35 Hz lies well inside the 100-143 Hz acquisition-limited 13C width of
   the 3D experiments, so it would only add a little to the width.
@@ -52,6 +59,7 @@ from mssr.spectrum import Axis, Spectrum
 
 Lineshape = Literal["lorentzian", "gaussian"]
 FieldMode = Literal["range", "choice"]
+Domain = Literal["time", "frequency"]
 
 REFERENCE_FIELD_MHZ = 900.0
 """Field at which peak heights equal their relative intensity and ``noise_sd`` applies, MHz."""
@@ -445,8 +453,37 @@ def peak_linewidths_hz(peaks: pd.DataFrame, experiment: str, field_mhz: float, *
 
 
 def noise_sd_at(field_mhz: float, noise_sd: float = NOISE_SD_900) -> float:
-    """Noise SD at ``field_mhz`` for a given SD at 900 MHz: SNR grows as B0^(3/2)."""
+    """Noise SD at ``field_mhz`` for a given SD at 900 MHz: SNR grows as B0^(3/2).
+
+    This holds for spectra whose peak heights do not change with the field (lines of unchanged
+    ppm width, or each spectrum in its own units with lines of equal Hz width). The rendered
+    spectra keep volumes in ppm instead: use :func:`noise_sd_volume_scale`.
+    """
     return float(noise_sd) * (REFERENCE_FIELD_MHZ / _validate_field("field_mhz", field_mhz)) ** 1.5
+
+
+def noise_sd_volume_scale(field_mhz: float, ndim: int, noise_sd: float = NOISE_SD_900) -> float:
+    """Noise SD at ``field_mhz`` of a d-dimensional spectrum whose peak volumes in ppm are kept.
+
+    Derivation, per axis k with linewidth ``LW_k(B)`` Hz and nucleus frequency ``MHz_k ~ B``:
+    the rendered height is ``h(B) = w prod_k LW_k(900)/MHz_k(900) / (LW_k(B)/MHz_k(B))``; the
+    sensitivity rule gives ``S/N(B) = (w / noise_sd) (B/900)^(3/2) prod_k LW_k(900) / LW_k(B)``.
+    Their ratio is the noise SD ``h / (S/N) = noise_sd (900/B)^(3/2) prod_k MHz_k(B)/MHz_k(900)
+    = noise_sd (B/900)^(d - 3/2)``: the widths cancel.
+
+    Parameters
+    ----------
+    field_mhz : float
+        1H frequency, MHz.
+    ndim : int
+        Number of axes d.
+    noise_sd : float
+        Noise SD at 900 MHz relative to a unit peak height.
+    """
+    field_mhz = _validate_field("field_mhz", field_mhz)
+    if isinstance(ndim, bool) or not isinstance(ndim, (int, np.integer)) or ndim < 1:
+        raise ValueError(f"ndim must be an int >= 1, got {ndim!r}")
+    return float(noise_sd) * (field_mhz / REFERENCE_FIELD_MHZ) ** (int(ndim) - 1.5)
 
 
 def experiment_axes(experiment: str, field_mhz: float, *, sizes=None, windows=None) -> tuple[Axis, ...]:
@@ -609,7 +646,7 @@ def _render_at(peaks, experiment, axes, field_mhz, mass_kda, *, lineshape, noise
     # Volumes in ppm space are field independent: height scales with (ppm width at 900) / (ppm width here).
     ppm_ratio = np.prod(ref / widths * (field_mhz / REFERENCE_FIELD_MHZ), axis=1) if len(peaks) else np.ones(0)
     heights = peaks["weight"].to_numpy(dtype=np.float64) * ppm_ratio
-    sd = noise_sd_at(field_mhz, noise_sd)
+    sd = noise_sd_volume_scale(field_mhz, len(axes), noise_sd)
     data = render(peaks.assign(height=heights), axes, linewidths_hz=widths, lineshape=lineshape, noise_sd=sd, rng=rng)
     return Spectrum(
         data,
@@ -645,7 +682,8 @@ def render_spectrum(
     rng : numpy.random.Generator
         Draws side-chain shifts, intensities and noise.
     noise_sd : float
-        Noise SD at 900 MHz relative to a unit peak; scaled by ``(900 / field_mhz)^(3/2)``.
+        Noise SD at 900 MHz relative to a unit peak; at other fields
+        :func:`noise_sd_volume_scale` (peak-height S/N ~ B0^(3/2) for lines of equal Hz width).
     lineshape : {'lorentzian', 'gaussian'}
 
     Returns
@@ -673,33 +711,125 @@ def render_pair(
     windows=None,
     noise_sd: float = NOISE_SD_900,
     lineshape: Lineshape = "lorentzian",
+    domain: Domain = "time",
 ) -> tuple[Spectrum, Spectrum]:
     """The same protein and peaks recorded at two fields, on the same ppm grid.
 
-    One peak list (shifts, side-chain draws and intensities) is rendered twice: at ``high_mhz`` on
-    the experiment's grid and at ``low_mhz`` on that grid's ppm points (:meth:`Axis.at_field`),
-    each with its field's linewidths and noise level. Parameters are those of
-    :func:`render_spectrum`.
+    One peak list (shifts, side-chain draws and intensities) is rendered twice, once per field.
+
+    ``domain='time'`` (default; the 2D experiments of :data:`mssr.data.timedomain.ACQUISITIONS`:
+    ``hsqc_15n``, ``trosy_15n``): each field is recorded as FIDs with per-peak R2 from the
+    protein's mass and the field, its own spectral width in Hz and acquisition, processed with
+    nmrglue and put onto the grid (:func:`mssr.data.timedomain.render_pair`). TROSY uses the HSQC
+    window and peaks without the Asn/Gln NH2 side chains (their TROSY multiplets are not modelled).
+    ``domain='frequency'``: the lines of :func:`render` drawn on the grid at each field's Hz
+    widths (any experiment; ``lineshape`` applies only here).
+
+    The grid is the experiment's at ``high_mhz`` (``sizes``, ``windows``), the low-field spectrum
+    on its ppm points (:meth:`Axis.at_field`). Other parameters as in :func:`render_spectrum`;
+    ``noise_sd`` is the noise SD at 900 MHz relative to a unit-weight peak.
 
     Returns
     -------
     (Spectrum, Spectrum)
         High-field and low-field spectrum; meta as in :func:`render_spectrum` plus ``pair``
-        (``'high'`` / ``'low'``).
+        (``'high'`` / ``'low'``) and ``domain``.
     """
     high_mhz = _validate_field("high_mhz", high_mhz)
     low_mhz = _validate_field("low_mhz", low_mhz)
     if not high_mhz > low_mhz:
         raise ValueError(f"high_mhz ({high_mhz}) must be greater than low_mhz ({low_mhz})")
+    if domain not in ("time", "frequency"):
+        raise ValueError(f"domain must be 'time' or 'frequency', got {domain!r}")
+    if domain == "time":
+        high, lows = render_field_series(protein_df, experiment, high_mhz, [low_mhz], rng=rng, sizes=sizes,
+                                         windows=windows, noise_sd=noise_sd)
+        return high, lows[0]
+    meta = {"protein": _protein_label(protein_df)}
+    mass = _mass_kda(_validate_protein_df(protein_df))
     axes_high = experiment_axes(experiment, high_mhz, sizes=sizes, windows=windows)
     axes_low = tuple(a.at_field(low_mhz) for a in axes_high)
     peaks = _in_window(peak_list(protein_df, experiment, rng=rng), axes_high)
-    mass = _mass_kda(protein_df)
-    meta = {"protein": _protein_label(protein_df)}
     kw = dict(lineshape=lineshape, noise_sd=noise_sd, rng=rng)
-    high = _render_at(peaks, experiment, axes_high, high_mhz, mass, meta={**meta, "pair": "high"}, **kw)
-    low = _render_at(peaks, experiment, axes_low, low_mhz, mass, meta={**meta, "pair": "low"}, **kw)
+    high = _render_at(peaks, experiment, axes_high, high_mhz, mass, meta={**meta, "pair": "high", "domain": "frequency"}, **kw)
+    low = _render_at(peaks, experiment, axes_low, low_mhz, mass, meta={**meta, "pair": "low", "domain": "frequency"}, **kw)
     return high, low
+
+
+def render_field_series(
+    protein_df: pd.DataFrame,
+    experiment: str,
+    high_mhz: float,
+    low_mhzs: Sequence[float],
+    *,
+    rng: np.random.Generator,
+    low_rngs: Sequence[np.random.Generator] | None = None,
+    sizes=None,
+    windows=None,
+    noise_sd: float = NOISE_SD_900,
+) -> tuple[Spectrum, list[Spectrum]]:
+    """One protein recorded in the time domain at a high field and at several lower ones.
+
+    One peak list (drawn with ``rng``) is recorded once at ``high_mhz`` and once per low field
+    with :func:`mssr.data.timedomain.render_pair`'s physics, every spectrum on the experiment's
+    grid at ``high_mhz`` (``sizes``, ``windows``; ppm kept). TROSY uses the HSQC window and peaks
+    without the Asn/Gln NH2 side chains (their TROSY multiplets are not modelled).
+
+    Parameters
+    ----------
+    protein_df : DataFrame
+        One protein's shifts (see :func:`peak_list`); its mass (110 Da per residue) sets R2.
+    experiment : str
+        ``'hsqc_15n'`` or ``'trosy_15n'`` (:data:`mssr.data.timedomain.ACQUISITIONS`).
+    high_mhz : float
+        1H frequency of the truth, MHz.
+    low_mhzs : sequence of float
+        Lower 1H frequencies, MHz (each < ``high_mhz``).
+    rng : numpy.random.Generator
+        Draws the peak list and the high-field noise.
+    low_rngs : sequence of numpy.random.Generator, optional
+        Noise source per low field (default: ``rng``, in order).
+    noise_sd : float
+        Noise SD at 900 MHz relative to a unit-weight peak (S/N ``1 / noise_sd``).
+
+    Returns
+    -------
+    (Spectrum, list of Spectrum)
+        The high-field spectrum and one low-field spectrum per entry of ``low_mhzs``; meta
+        ``protein``, ``experiment``, ``field_mhz``, ``n_peaks``, ``pair`` ('high' / 'low'),
+        ``domain`` ('time'), ``source`` ('timedomain') and the acquisition (``points``, ``t_acq_s``).
+    """
+    from mssr.data import timedomain
+
+    if experiment not in timedomain.ACQUISITIONS:
+        raise ValueError(f"experiment {experiment!r} has no time-domain renderer; expected one of "
+                         f"{sorted(timedomain.ACQUISITIONS)} (or domain='frequency')")
+    high_mhz = _validate_field("high_mhz", high_mhz)
+    lows = [_validate_field("low_mhzs[]", f) for f in low_mhzs]
+    bad = [f for f in lows if not f < high_mhz]
+    if bad:
+        raise ValueError(f"low_mhzs must all be below high_mhz ({high_mhz}), got {bad}")
+    if low_rngs is not None and len(low_rngs) != len(lows):
+        raise ValueError(f"low_rngs has {len(low_rngs)} entries for {len(lows)} low fields")
+    protein_df = _validate_protein_df(protein_df)
+    _validate_rng(rng)
+    axes = experiment_axes("hsqc_15n", high_mhz, sizes=sizes, windows=windows)
+    peaks = _in_window(peak_list(protein_df, "hsqc_15n", rng=rng), axes)
+    if experiment == "trosy_15n":
+        peaks = peaks[peaks["label"] != "NH2"].reset_index(drop=True)
+    mass = _mass_kda(protein_df)
+    meta = {"protein": _protein_label(protein_df), "experiment": experiment, "n_peaks": int(len(peaks)),
+            "domain": "time"}
+    kw = dict(mass_kda=mass, noise_sd=noise_sd)
+
+    def one(field, tag, source_rng):
+        own = timedomain.render(peaks, experiment, field, rng=source_rng, crop_ppm=timedomain.grid_crop(axes), **kw)
+        spectrum = timedomain.to_grid(own, [a.at_field(field) for a in axes])
+        return spectrum.with_data(spectrum.data, **meta, pair=tag)
+
+    high = one(high_mhz, "high", rng)
+    low_list = [one(f, "low", rng if low_rngs is None else low_rngs[k]) for k, f in enumerate(lows)]
+    return high, low_list
 
 
 # --------------------------------------------------------------------------- data set

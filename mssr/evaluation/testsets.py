@@ -10,8 +10,13 @@ Two kinds exist:
     The test split degraded with the configured low-field model (:func:`mssr.degrade.precompute`),
     seeded per (spectrum, factor).
 ``physical``
-    The test split's proteins rendered by the demo renderer at a high field and, for every factor, at
-    ``high / factor`` MHz on the same ppm grid: physically true pairs, independent of the blur model.
+    Physically true pairs from the time domain (:mod:`mssr.data.timedomain`): each protein's 2D
+    1H-15N spectrum recorded as FIDs at a high field and, for every factor, at ``high / factor`` MHz
+    (per-peak R2 from the protein's mass and the field, each field's own spectral width in Hz,
+    typical acquisition, nmrglue processing, noise with peak-height S/N ~ B0^1.5), each onto the
+    same ppm grid: independent of the frequency-domain low-field models. The test split's proteins
+    come first; where they are fewer than ``n_proteins``, held-out RefDB proteins are added that
+    the data set never rendered (in no split, so never in training).
 """
 
 from __future__ import annotations
@@ -64,49 +69,111 @@ def build_blur(test_h5, out_h5, *, factors, model: str = "paper", seed: int = 0,
     return write_samples(out_h5, test.x, test.headers, attrs=attrs, extra={"x_lr": x_lr.astype(np.float32)})
 
 
-def build_physical(assignment_json, manifest_csv, out_h5, *, factors, size: int, seed: int = 0,
-                   experiment: str = "hsqc_15n", high_mhz: float = PHYSICAL_HIGH_MHZ) -> Path:
-    """Render the test proteins at ``high_mhz`` and at ``high_mhz / f`` for every factor ``f``.
+PHYSICAL_N_PROTEINS = 20
+"""Default number of proteins of the ``physical`` test set."""
 
-    Both spectra of a pair share the ppm grid and peaks; linewidths and noise follow each field
-    (:func:`mssr.data.synthetic.render_pair`). Both are preprocessed like training data (resized to
-    ``size`` x ``size`` pixels, then divided by their own max |x|).
+
+def _known_proteins(assignment: dict, manifest_csv) -> set[str]:
+    known = set(assignment)
+    if manifest_csv is not None and Path(manifest_csv).exists():
+        import pandas as pd
+
+        known |= set(pd.read_csv(manifest_csv)["protein"].astype(str))
+    return known
+
+
+def physical_proteins(assignment_json, manifest_csv=None, *, n_proteins: int = PHYSICAL_N_PROTEINS,
+                      seed: int = 0) -> list[tuple[str, str]]:
+    """The proteins of the ``physical`` test set and where each comes from.
+
+    The test split's proteins (sorted) first, tagged ``'test_split'``; if they are fewer than
+    ``n_proteins``, held-out RefDB proteins are added, tagged ``'heldout'``: drawn with
+    :func:`mssr.data.synthetic.pick_proteins` (same size and completeness rules as the demo's) with
+    ``seed``, skipping every protein of the split assignment (train, val, test) and of the data
+    set's manifest, so that none was ever seen in training.
+
+    Returns
+    -------
+    list of (str, str)
+        ``(protein name, origin)``, at least ``n_proteins`` long (more if the test split has more).
+    """
+    if isinstance(n_proteins, bool) or not isinstance(n_proteins, (int, np.integer)) or n_proteins < 1:
+        raise ValueError(f"n_proteins must be an int >= 1, got {n_proteins!r}")
+    assignment = json.loads(Path(assignment_json).read_text())
+    splits = assignment.get("assignment", assignment)
+    test = sorted(p for p, s in splits.items() if s == "test")
+    chosen = [(p, "test_split") for p in test]
+    need = int(n_proteins) - len(chosen)
+    if need > 0:
+        known = _known_proteins(splits, manifest_csv)
+        drawn = synthetic.pick_proteins(need + len(known), seed=seed)
+        extra = [synthetic.protein_name(b) for b in drawn if synthetic.protein_name(b) not in known][:need]
+        if len(extra) < need:
+            raise ValueError(f"only {len(extra)} held-out proteins could be drawn, {need} needed")
+        chosen += [(p, "heldout") for p in extra]
+    if not chosen:
+        raise ValueError(f"{assignment_json}: no protein is assigned to the test split and n_proteins is 0")
+    return chosen
+
+
+def build_physical(assignment_json, manifest_csv, out_h5, *, factors, size: int, seed: int = 0,
+                   experiment: str = "hsqc_15n", high_mhz: float = PHYSICAL_HIGH_MHZ,
+                   n_proteins: int = PHYSICAL_N_PROTEINS, heldout_seed: int = 1,
+                   noise_sd: float = synthetic.NOISE_SD_900) -> Path:
+    """Record the physical test set's proteins at ``high_mhz`` and at ``high_mhz / f`` for every ``f``.
+
+    One peak list per protein; the truth is recorded once, each factor's low-field input once from
+    the same peaks with its own noise stream (:func:`mssr.degrade.sample_rng` keyed by the exact
+    factor and the protein's BMRB id, so a subset of factors reproduces the same inputs). The
+    spectra come from the time-domain renderer (:func:`mssr.data.synthetic.render_field_series`),
+    each on the experiment's grid at ``high_mhz``, then preprocessed like training data (resized to
+    ``size`` x ``size`` pixels, divided by their own max |x|).
 
     Parameters
     ----------
     assignment_json : path
         ``split.json`` of the split stage (protein -> split).
     manifest_csv : path
-        The demo manifest (identifies the rendered proteins).
+        The demo manifest: its proteins are never drawn as held-out proteins.
     size : int
         S, pixels.
+    seed : int
+        Seed of the peak lists and noise.
+    experiment : {'hsqc_15n', 'trosy_15n'}
+        Recorded experiment.
+    high_mhz : float
+        Field of the truths, MHz.
+    n_proteins : int
+        Minimum number of proteins (:func:`physical_proteins`).
+    heldout_seed : int
+        Seed of the held-out protein draw.
+    noise_sd : float
+        Noise SD at 900 MHz relative to a unit-weight peak (S/N ``1 / noise_sd``).
     """
     fs = _factor_list(factors)
-    assignment = json.loads(Path(assignment_json).read_text())
-    splits = assignment.get("assignment", assignment)
-    test_proteins = sorted(p for p, s in splits.items() if s == "test")
-    if not test_proteins:
-        raise ValueError(f"{assignment_json}: no protein is assigned to the test split")
+    proteins = physical_proteins(assignment_json, manifest_csv, n_proteins=n_proteins, seed=heldout_seed)
     refdb = synthetic.load_refdb()
     truths, headers, lows = [], [], []
-    for i, protein in enumerate(test_proteins):
+    for protein, origin in proteins:
         table = synthetic.protein_table(refdb, protein)
-        per_factor = []
-        high_spec = None
-        for k, f in enumerate(fs):
-            rng = np.random.default_rng([seed, i, k])
-            hi, lo = synthetic.render_pair(table, experiment, high_mhz, high_mhz / float(f), rng=rng)
-            if high_spec is None:
-                high_spec = preprocess.preprocess(hi, size=size)
-            per_factor.append(preprocess.preprocess(lo, size=size).data)
+        bmrb_id = int(table["bmrb_id"].iloc[0])
+        high, low_list = synthetic.render_field_series(
+            table, experiment, high_mhz, [high_mhz / float(f) for f in fs],
+            rng=np.random.default_rng([int(seed), bmrb_id]),
+            low_rngs=[degrade.sample_rng(seed, f, bmrb_id) for f in fs], noise_sd=noise_sd)
+        high_spec = preprocess.preprocess(high.with_data(high.data, origin=origin), size=size)
         truths.append(high_spec.data)
         headers.append(high_spec.header())
-        lows.append(per_factor)
+        lows.append([preprocess.preprocess(lo, size=size).data for lo in low_list])
     x = np.stack(truths).astype(np.float32)
     x_lr = np.stack(lows, axis=1).astype(np.float32)  # (F, N, S, S)
+    names = [p for p, _ in proteins]
     attrs = {"testset": "physical", "factors": [factor_label(f) for f in fs], "experiment": experiment,
-             "high_mhz": high_mhz, "seed": seed, "proteins": test_proteins, "manifest": str(manifest_csv)}
-    log.info("physical test set: %d proteins x %d factors", len(test_proteins), len(fs))
+             "high_mhz": high_mhz, "seed": seed, "proteins": names,
+             "origins": [o for _, o in proteins], "heldout_seed": heldout_seed, "noise_sd": noise_sd,
+             "renderer": "mssr.data.timedomain", "manifest": str(manifest_csv)}
+    log.info("physical test set: %d proteins (%d held out of the data set) x %d factors", len(names),
+             sum(o == "heldout" for _, o in proteins), len(fs))
     return write_samples(out_h5, x, headers, attrs=attrs, extra={"x_lr": x_lr})
 
 
@@ -118,8 +185,9 @@ def build_testset(kind: str, test_h5, out_h5, *, factors, degrade: dict, data: d
         return build_blur(test_h5, out_h5, factors=factors, model=degrade.get("model", "paper"),
                           seed=degrade.get("test_seed", 0), **params)
     if kind == "physical":
+        section = dict(data.get("physical_testset") or {})
         return build_physical(assignment, manifest, out_h5, factors=factors, size=data["size"],
-                              seed=degrade.get("test_seed", 0))
+                              seed=degrade.get("test_seed", 0), **section)
     raise ValueError(f"testset must be 'blur' or 'physical', got {kind!r}")
 
 
@@ -140,4 +208,4 @@ def factor_inputs(path, factor):
     return x, x_lr[labels.index(label)], s
 
 
-__all__ = ["build_blur", "build_physical", "build_testset", "read_testset", "factor_inputs"]
+__all__ = ["build_blur", "build_physical", "build_testset", "factor_inputs", "physical_proteins", "read_testset"]
