@@ -95,10 +95,11 @@ def test_bootstrap_rejects_bad_options():
 def test_summarize_means_counts_and_order():
     df = _metrics_table(np.random.default_rng(0), n=8, nan_rows=3)
     summary = tables.summarize(df, n_boot=200, seed=0)
-    assert list(summary.columns) == ["method", "factor", "metric", "statistic", "mean", "ci_low", "ci_high", "n",
-                                     "n_proteins"]
-    assert (summary["statistic"] == "mean").all()  # no pooling sums in this table
-    assert (summary["n_proteins"] == summary["n"]).all()  # no protein column: spectra are the units
+    assert list(summary.columns) == ["method", "factor", "metric", "mean", "ci_low", "ci_high", "n"]
+    detailed = tables.summarize(df, n_boot=200, seed=0, details=True)
+    assert_frame_equal(detailed.drop(columns=["statistic", "n_proteins"]), summary)
+    assert (detailed["statistic"] == "mean").all()  # no pooling sums in this table
+    assert (detailed["n_proteins"] == detailed["n"]).all()  # no protein column: spectra are the units
     assert len(summary) == 3 * 2 * 9
     # Methods in the house order, factors ascending, metrics in METRICS order.
     assert list(dict.fromkeys(summary["method"])) == ["mssr", "baseline", "wiener"]
@@ -308,8 +309,8 @@ def test_summarize_clusters_by_protein():
     rng = np.random.default_rng(7)
     values, proteins = _protein_data(rng, 6, 20, 1.0, 0.2)
     df = pd.DataFrame({"method": "mssr", "factor": 1.5, "mse": values, "protein": proteins})
-    by_protein = tables.summarize(df, n_boot=500).iloc[0]
-    independent = tables.summarize(df, n_boot=500, cluster=None).iloc[0]
+    by_protein = tables.summarize(df, n_boot=500, details=True).iloc[0]
+    independent = tables.summarize(df, n_boot=500, cluster=None, details=True).iloc[0]
     assert (by_protein["n"], by_protein["n_proteins"]) == (120, 6)
     assert independent["n_proteins"] == 120
     assert by_protein["mean"] == pytest.approx(values.mean())
@@ -347,7 +348,7 @@ def test_summarize_pools_peak_r2_where_the_sums_are_present():
     b = _pool_row([0.10, 0.90], [0.12, 0.88])
     df = pd.DataFrame([{**a, "peak_r2": -700.0}, {**b, "peak_r2": 0.99}])
     df["method"], df["factor"], df["protein"] = "mssr", 1.5, ["p0", "p1"]
-    row = tables.summarize(df, n_boot=200, metrics=["peak_r2"]).iloc[0]
+    row = tables.summarize(df, n_boot=200, metrics=["peak_r2"], details=True).iloc[0]
     assert row["statistic"] == "pooled"
     a_true, a_pred = np.array([0.5, 0.51, 0.1, 0.9]), np.array([0.3, 0.7, 0.12, 0.88])
     assert row["mean"] == pytest.approx(1 - np.square(a_true - a_pred).sum() / np.square(a_true - a_true.mean()).sum())
@@ -427,5 +428,70 @@ def test_write_tables_writes_paired_differences(tmp_path):
     assert_frame_equal(table, tables.paired(df, n_boot=200, seed=1), check_dtype=False)
     md = paths[5].read_text()
     assert "| mssr | identity | 2 | 0 | 0 | 0 |" in md
+    assert "Test proteins (clusters) per test set: blur: 8." in paths[1].read_text()
+
+
+# -- from files to tables and MLflow ---------------------------------------------------------------
+
+
+def _lorentz_plane(centres, amplitudes, fwhm, shape=(32, 32)):
+    rows, cols = np.arange(shape[0]), np.arange(shape[1])
+    x = np.zeros(shape)
+    for (r, c), a in zip(centres, amplitudes):
+        x += a * np.outer(1 / (1 + 4 * (rows - r) ** 2 / fwhm ** 2), 1 / (1 + 4 * (cols - c) ** 2 / fwhm ** 2))
+    return x / np.abs(x).max()
+
+
+def test_metrics_table_to_paired_tables_and_an_mlflow_run(tmp_path, monkeypatch):
+    from mssr import tracking
+    from mssr.data.store import write_samples
+    from mssr.evaluation.predictions import write_prediction
+    from mssr.evaluation.scoring import METRICS_COLUMNS, metrics_table
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    rng = np.random.default_rng(0)
+    axes = [{"nucleus": "15N", "obs_mhz": 91.2, "sw_hz": 2736.0, "ppm_first": 134.0, "size": 32},
+            {"nucleus": "1H", "obs_mhz": 900.0, "sw_hz": 5400.0, "ppm_first": 11.0, "size": 32}]
+    truths, lows, headers = [], [], []
+    for i in range(6):
+        centres = [tuple(c) for c in rng.integers(4, 28, (4, 2))] + [(16, 10), (16, 14)]
+        amps = rng.uniform(0.5, 1.0, 6)
+        truths.append(_lorentz_plane(centres, amps, 2.5))
+        lows.append(_lorentz_plane(centres, amps, 5.0))
+        headers.append({"axes": axes, "meta": {"protein": f"p{i % 3}", "experiment": "hsqc_15n", "method": "none"}})
+    x, x_lr = np.stack(truths).astype(np.float32), np.stack(lows)[None].astype(np.float32)
+    testset = write_samples(tmp_path / "testset_blur.h5", x, headers, attrs={"testset": "blur", "factors": ["1.500"]},
+                            extra={"x_lr": x_lr})
+    zeros = np.zeros_like(x)
+    preds = [write_prediction(tmp_path / "identity.h5", x_lr[0], zeros, headers, method="identity", factor="1.500",
+                              testset="blur"),
+             write_prediction(tmp_path / "mssr.h5", 0.9 * x + 0.1 * x_lr[0], zeros, headers, method="mssr",
+                              factor="1.500", testset="blur", mlflow_run_id="abc123")]
+    out = tmp_path / "tables"
+    metrics_table([testset], preds, out / "metrics.csv", metrics={"bootstrap": 50}, peaks_csv=out / "peaks.csv.gz")
+    df = pd.read_csv(out / "metrics.csv", keep_default_na=False, na_values=[""])
+    assert list(df.columns) == list(METRICS_COLUMNS)
+    assert {"protein", "fwhm_1h_hz", "resolved_pairs"} <= set(df.columns)
+    assert df.loc[df["method"] == "mssr", "mlflow_run_id"].eq("abc123").all()
+    # Close pairs exist in every truth; the blurred input resolves fewer of them than the truth-like method.
+    assert (df["n_close_pairs"] >= 1).mean() > 0.5
+    by = df.groupby("method")["resolved_pairs"].mean()
+    assert by["mssr"] > by["identity"]
+    peaks = pd.read_csv(out / "peaks.csv.gz")
+    assert {"true_x_ppm", "pred_1h_ppm", "fwhm_1h_hz", "fwhm_x_ratio", "protein"} <= set(peaks.columns)
+
+    uri = tracking.sqlite_uri(tmp_path / "store")
+    paths, run_id = tables.write_evaluation(out / "metrics.csv", out, n_boot=50, seed=0,
+                                            tracking=tracking.TrackingConfig(experiment="eval-test", uri=uri),
+                                            fallback_dir=tmp_path / "fb", params={"metrics": {"bootstrap": 50}})
+    paired_table = pd.read_csv(out / "paired.csv")
+    assert {"ci_low", "ci_high", "verdict"} <= set(paired_table.columns)
+    assert set(paired_table["reference"]) == {"identity"} and (paired_table["n_proteins"] == 3).all()
+    from mlflow.tracking import MlflowClient
+
+    stored = MlflowClient(tracking_uri=uri).get_run(run_id)
+    assert stored.data.tags["model_run.mssr"] == "abc123"
+    assert "blur.mssr.1.500.mse" in stored.data.metrics
     summary = pd.read_csv(paths[0])
-    assert (summary["n_proteins"] == 8).all()
+    assert stored.data.metrics["blur.mssr.1.500.mse"] == pytest.approx(
+        summary.query("method == 'mssr' and metric == 'mse'")["mean"].iloc[0])

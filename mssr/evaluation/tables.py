@@ -70,10 +70,14 @@ METHOD_ORDER: tuple[str, ...] = ("mssr", "baseline", "identity", "richardson_luc
 GROUP_COLUMNS: tuple[str, ...] = ("testset", "method", "factor", "steps", "repeats")
 """Columns of a metrics table that identify a group, where present (in this order)."""
 
-SUMMARY_VALUE_COLUMNS: tuple[str, ...] = ("metric", "statistic", "mean", "ci_low", "ci_high", "n", "n_proteins")
-"""Columns :func:`summarize` adds after the group columns. ``statistic`` is ``"mean"`` (over
-spectra) or ``"pooled"`` (over all matched peaks, ``peak_r2``); ``mean`` holds its value;
-``n`` counts spectra, ``n_proteins`` the proteins (clusters) they come from."""
+SUMMARY_VALUE_COLUMNS: tuple[str, ...] = ("metric", "mean", "ci_low", "ci_high", "n")
+"""Columns :func:`summarize` adds after the group columns: ``mean`` holds the group's value (the
+mean over spectra, or the pooled R^2 for ``peak_r2``), ``n`` counts spectra."""
+
+SUMMARY_DETAIL_COLUMNS: tuple[str, ...] = ("statistic", "n_proteins")
+"""Columns ``summarize(..., details=True)`` adds: ``statistic`` is ``"mean"`` (over spectra) or
+``"pooled"`` (over all matched peaks, ``peak_r2``); ``n_proteins`` counts the proteins
+(clusters) the spectra come from."""
 
 PAIRED_COLUMNS: tuple[str, ...] = (
     "testset", "factor", "method", "reference", "metric", "statistic", "method_value", "reference_value",
@@ -435,6 +439,7 @@ def summarize(
     by: Sequence[str] = ("method", "factor"),
     metrics: Sequence[str] | None = None,
     cluster: str | None = "auto",
+    details: bool = False,
 ) -> pd.DataFrame:
     """Per-group value of every metric with a cluster-bootstrap confidence interval.
 
@@ -456,11 +461,15 @@ def summarize(
     cluster : str or None, optional
         Column of the resampled clusters; ``"auto"``: ``protein`` where present, else every
         spectrum on its own (None).
+    details : bool, optional
+        Also give :data:`SUMMARY_DETAIL_COLUMNS` (kept out by default: figures treat every
+        column beside the values as a group column).
 
     Returns
     -------
     DataFrame
-        Long format: the ``by`` columns, then :data:`SUMMARY_VALUE_COLUMNS`. ``peak_r2`` is
+        Long format: the ``by`` columns, then :data:`SUMMARY_VALUE_COLUMNS` (then
+        :data:`SUMMARY_DETAIL_COLUMNS`). ``peak_r2`` is
         pooled over the group's matched peaks (``statistic == "pooled"``) where ``df`` has the
         :data:`POOL_COLUMNS`, else the mean of the per-spectrum values. Sorted by group (methods
         in :data:`METHOD_ORDER`, other columns ascending), then metric in :data:`SUMMARY_METRICS`
@@ -487,10 +496,12 @@ def summarize(
         for metric in metrics:
             rng = _group_rng(seed, key, metric)
             rows.append((*key, metric, *_group_value(group, metric, cluster, n_boot, ci, rng)))
-    columns = [*by, *SUMMARY_VALUE_COLUMNS]
+    columns = [*by, "metric", "statistic", "mean", "ci_low", "ci_high", "n", "n_proteins"]
     summary = pd.DataFrame(rows, columns=columns)
     summary[["n", "n_proteins"]] = summary[["n", "n_proteins"]].astype("int64")
     summary = summary.sort_values([*by, "metric"], key=_sort_key, kind="stable", na_position="last")
+    if not details:
+        summary = summary.drop(columns=list(SUMMARY_DETAIL_COLUMNS))
     return summary.reset_index(drop=True)
 
 
@@ -764,9 +775,9 @@ def _table1_markdown() -> str:
     )
 
 
-def _summary_markdown(summary: pd.DataFrame, *, digits: int, n_boot: int, ci: float, seed: int) -> str:
-    clustered = "n_proteins" in summary.columns and (summary["n_proteins"] < summary["n"]).any()
-    unit = "proteins (cluster bootstrap: all spectra of each drawn protein)" if clustered else "spectra"
+def _summary_markdown(summary: pd.DataFrame, *, digits: int, n_boot: int, ci: float, seed: int,
+                      proteins: dict | None = None) -> str:
+    unit = "proteins (cluster bootstrap: all spectra of each drawn protein)" if proteins else "spectra"
     parts = [
         "# Metrics per method and upscaling factor\n",
         f"Cells: mean [{ci:.0%} CI] over test spectra; percentile bootstrap resampling {unit} "
@@ -785,6 +796,9 @@ def _summary_markdown(summary: pd.DataFrame, *, digits: int, n_boot: int, ci: fl
         ("What a spectroscopist reads", [m for m in present if m in SPECTROSCOPY_METRICS]),
         ("Other metrics", [m for m in present if m not in METRICS and m not in SPECTROSCOPY_METRICS]),
     ]
+    if proteins:
+        counts = ", ".join(f"{k}: {v}" for k, v in proteins.items())
+        parts.append(f"Test proteins (clusters) per test set: {counts}.\n")
     for testset in testsets:
         part = summary if testset is None else summary[summary["testset"] == testset].drop(columns="testset")
         for title, metrics in sections:
@@ -877,6 +891,10 @@ def write_tables(
 
     by = tuple(c for c in GROUP_COLUMNS if c in df_metrics.columns)
     summary = summarize(df_metrics, n_boot=n_boot, ci=ci, seed=seed, by=by)
+    proteins = None
+    if "protein" in df_metrics.columns:
+        key = df_metrics["testset"] if "testset" in df_metrics.columns else pd.Series("all", index=df_metrics.index)
+        proteins = {str(k): int(v) for k, v in df_metrics.groupby(key)["protein"].nunique().items()}
     if "sample" in df_metrics.columns:
         differences = paired(df_metrics, learned=learned, n_boot=n_boot, ci=ci, seed=seed)
     else:
@@ -886,7 +904,7 @@ def write_tables(
     paths = [out_dir / name for name in names]
     with atomic_path(paths[0]) as tmp:
         summary.to_csv(tmp, index=False)
-    write_text(paths[1], _summary_markdown(summary, digits=digits, n_boot=n_boot, ci=ci, seed=seed))
+    write_text(paths[1], _summary_markdown(summary, digits=digits, n_boot=n_boot, ci=ci, seed=seed, proteins=proteins))
     with atomic_path(paths[2]) as tmp:
         _table1_frame().to_csv(tmp, index=False)
     write_text(paths[3], _table1_markdown())
