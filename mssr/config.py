@@ -110,3 +110,69 @@ def train_from_config(cfg: dict, train_h5, val_h5, out_dir, *, factor=None, fact
         factor=factor,
         tracking=tracking_config(cfg, store_json),
     )
+
+
+def native_configs(cfg: dict) -> dict:
+    """Typed configs of the native-resolution model from the ``native`` section.
+
+    Returns
+    -------
+    dict
+        ``model`` (ModelConfig, continuous conditioning, ``sample_size`` = the patch side),
+        ``diffusion`` (the ``diffusion`` section), ``train`` (the ``train`` section updated by
+        ``native.train``), ``patches`` (PatchConfig), ``epoch_length``, ``val_length`` and
+        ``sample`` (the sampler settings recorded as the model's default).
+    """
+    from mssr.data.patches import PatchConfig
+    from mssr.model.network import ModelConfig
+    from mssr.model.train import TrainConfig
+
+    section = cfg.get("native")
+    if not isinstance(section, dict):
+        raise ValueError("config: the 'native' section is missing (native-resolution mode)")
+    patches = PatchConfig.from_dict(dict(section.get("patches") or {}))
+    model = ModelConfig.from_dict({**section["model"], "conditioning": "continuous", "sample_size": patches.size})
+    train_section = {**cfg["train"], **(section.get("train") or {})}
+    train_section["degrade_model"] = "physical"
+    train_section["degrade_params"] = {}
+    return {
+        "model": model,
+        "diffusion": diffusion_config(cfg),
+        "train": TrainConfig.from_dict(train_section),
+        "patches": patches,
+        "epoch_length": int(section["epoch_length"]),
+        "val_length": int(section["val_length"]),
+        "sample": dict(section["sample"]),
+    }
+
+
+def train_native_from_config(cfg: dict, split_json, out_dir, *, store_json=None, threads: int | None = None) -> Path:
+    """Train the native-resolution model as the ``native`` config section says.
+
+    Parameters
+    ----------
+    cfg : dict
+        The whole pipeline configuration.
+    split_json : path
+        The run's ``split.json`` (training and validation proteins).
+    out_dir : path
+        Model folder.
+    store_json : path, optional
+        The tracking store record of the workflow's ``tracking_store`` rule.
+    threads : int, optional
+        CPU threads of torch.
+    """
+    from mssr.model.native import native_record, patch_training_data
+    from mssr.model.train import train
+
+    set_threads(threads)
+    typed = native_configs(cfg)
+    data = patch_training_data(split_json, typed["patches"], length=typed["epoch_length"],
+                               val_length=typed["val_length"], seed=typed["train"].seed)
+    tracking = tracking_config(cfg, store_json)
+    tracking = type(tracking)(experiment=tracking.experiment, uri=tracking.uri, run_name="mssr_native")
+    return train(
+        None, None, out_dir,
+        model_cfg=typed["model"], diffusion_cfg=typed["diffusion"], train_cfg=typed["train"],
+        tracking=tracking, data=data, record=native_record(typed["patches"], typed["sample"]),
+    )

@@ -116,3 +116,31 @@ def model_record(enhancer) -> dict:
         "trained_factors": [factor_label(f) for f in trained_factors(enhancer)],
         "timesteps": enhancer.diffusion.timesteps,
     }
+
+
+def native_sampling(enhancer, cfg, given: dict):
+    """The sampler settings of a native-resolution model (None for a model on the paper's S x S grid).
+
+    The model's own validated settings (``extra['native']['sample']``), with the options the user
+    gave explicitly (``given``: sampler, steps, repeats; None = not given) and the seed.
+    """
+    from mssr.enhance.native import default_sampling, is_native
+
+    if not is_native(enhancer.extra):
+        return None
+    return default_sampling(enhancer.extra, **{k: v for k, v in given.items() if v is not None}, seed=cfg.seed)
+
+
+def native_range_notes(enhancer, from_mhz: float, to_mhz: float) -> list[str]:
+    """Notes (also logged) where the fields lie outside what a native model was trained on."""
+    info = enhancer.extra["native"]
+    notes = []
+    high_lo, high_hi = info.get("high_mhz", [0, 1e9])
+    if not high_lo - 1 <= to_mhz <= high_hi + 1:
+        notes.append(f"--to-mhz {to_mhz:g} lies outside the trained target fields {high_lo:g}-{high_hi:g} MHz")
+    if from_mhz < info.get("low_min_mhz", 0) - 1 or to_mhz / from_mhz > info.get("max_factor", 1e9) + 1e-6:
+        notes.append(f"--from-mhz {from_mhz:g}: the model was trained from {info.get('low_min_mhz'):g} MHz and for "
+                     f"factors up to {info.get('max_factor'):g}")
+    for note in notes:
+        log.warning("%s", note)
+    return notes

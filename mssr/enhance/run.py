@@ -54,7 +54,7 @@ from mssr.atomic import interruptible
 from mssr.enhance.inputs import (FIELD_TOLERANCE, InputSpectrum, check_header_field, check_plane, input_sha256,
                                  planes_of, read_input, untrained_warnings)
 from mssr.enhance.models import (DEFAULT_MODEL_DIR, check_steps, load_enhancer, model_dir_of, model_record,
-                                 resolve_factor)
+                                 native_range_notes, native_sampling, resolve_factor)
 from mssr.enhance.options import (FAST_PROTOCOL, PAPER_PROTOCOL, sample_config, validate_count, validate_fields,
                                   validate_flags, validate_path_option, validate_plane, validate_projection)
 from mssr.enhance.outputs import SIDECAR_FORMAT, SIDECAR_VERSION, Outputs, output_set, plan_outputs
@@ -134,6 +134,49 @@ def estimate_planes(enhancer, planes: list[Spectrum], factor: float, cfg: Sample
             std=_to_input_grid(std[i] * scale, sample, plane, to_mhz),
             processing=_processing_record(plane, sample, cfg, to_mhz, seconds),
         ))
+    return results
+
+
+def estimate_planes_native(enhancer, planes: list[Spectrum], sampling, *, to_mhz: float,
+                           progress: bool = False) -> list[PlaneEstimate]:
+    """The model step for a native-resolution model: each plane on its own working grid, tiled.
+
+    See :func:`mssr.enhance.native.enhance_plane`: working grid of ``to_mhz`` (ppm kept, >= 3
+    points per FWHM of the narrowest expected line), the network's unit, the whole plane sampled
+    in overlapping tiles, mean and SD brought back onto the plane's points; axes set to
+    ``to_mhz``.
+    """
+    from mssr.data.grid import working_axes
+    from mssr.enhance.native import enhance_plane
+
+    results = []
+    for plane in planes:
+        start = time.perf_counter()
+        mean, std = enhance_plane(np.asarray(plane.data), plane.axes, target_mhz=to_mhz, enhancer=enhancer,
+                                  sampling=sampling, progress=progress)
+        seconds = time.perf_counter() - start
+        dtype = plane.data.dtype if np.issubdtype(plane.data.dtype, np.floating) else np.float32
+        axes = tuple(axis.at_field(to_mhz) for axis in plane.axes)
+        work = "x".join(str(a.size) for a in working_axes(plane.axes, target_mhz=to_mhz))
+        shape = "x".join(map(str, plane.shape))
+        processing = {
+            "mode": "native",
+            "working_grid": [a.size for a in working_axes(plane.axes, target_mhz=to_mhz)],
+            "steps": [
+                f"{shape} points -> working grid {work} (band-limited DCT resampling, ppm window kept)",
+                "divided by network_scale = headroom x max|x|",
+                f"{sampling.sampler}, {sampling.steps} steps from t={sampling.start_step} x {sampling.repeats} "
+                f"repeats, seed {sampling.seed}, tiles {sampling.tile} / overlap {sampling.overlap}: "
+                "mean = estimate, std (ddof=0) = uncertainty",
+                f"mean and std x network_scale, back onto the {shape} points",
+                f"spectrometer frequencies set to the {to_mhz:g} MHz magnet (Axis.at_field): ppm unchanged",
+            ],
+            "seconds": seconds,
+        }
+        results.append(PlaneEstimate(estimate=Spectrum(mean.astype(dtype), axes, meta=dict(plane.meta)),
+                                     std=Spectrum(std.astype(dtype), axes, meta=dict(plane.meta)),
+                                     processing=processing))
+        log.info("enhanced a %s plane on its %s working grid in %.1f s", shape, work, seconds)
     return results
 
 
@@ -325,12 +368,13 @@ def enhance(
         return _enhance(input, from_mhz=from_mhz, to_mhz=to_mhz, model_dir=model_dir, output=output,
                         cfg=sample_config(sampler=sampler, steps=steps, repeats=repeats, fast=fast, seed=seed,
                                           device=device, batch_size=batch_size),
+                        given={"sampler": sampler, "steps": steps, "repeats": repeats},
                         plane=plane, projection=projection, plot=plot, force=force, threads=threads,
                         progress=progress)
 
 
-def _enhance(input, *, from_mhz, to_mhz, model_dir, output, cfg: SampleConfig, plane, projection, plot, force,
-             threads, progress) -> dict:
+def _enhance(input, *, from_mhz, to_mhz, model_dir, output, cfg: SampleConfig, given: dict, plane, projection, plot,
+             force, threads, progress) -> dict:
     from mssr.config import set_threads
 
     path = validate_path_option("input", "INPUT", input)
@@ -358,6 +402,12 @@ def _enhance(input, *, from_mhz, to_mhz, model_dir, output, cfg: SampleConfig, p
     set_threads(threads)
     enhancer = load_enhancer(model_path, cfg.device)
     factor, factor_exact, factor_notes = resolve_factor(enhancer, from_mhz, to_mhz)
+    sampling = native_sampling(enhancer, cfg, given)
+    if sampling is not None:
+        # the model's validated settings, updated by what the user asked for
+        cfg = SampleConfig.from_dict({**asdict(cfg), "sampler": sampling.sampler, "steps": sampling.steps,
+                                      "repeats": sampling.repeats, "start_step": sampling.start_step})
+        factor_notes = factor_notes + native_range_notes(enhancer, from_mhz, to_mhz)
     check_steps(enhancer, cfg.sampler, cfg.steps)
     notes = list(inp.notes) + factor_notes + output_notes
     for note in notes:
@@ -366,7 +416,10 @@ def _enhance(input, *, from_mhz, to_mhz, model_dir, output, cfg: SampleConfig, p
              path, len(planes), ", ".join("x".join(map(str, p.shape)) for p in planes), enhancer.size,
              enhancer.size, factor, from_mhz, to_mhz, cfg.sampler, cfg.steps, cfg.repeats, enhancer.device)
 
-    results = estimate_planes(enhancer, planes, factor, cfg, to_mhz=to_mhz, progress=progress)
+    if sampling is not None:
+        results = estimate_planes_native(enhancer, planes, sampling, to_mhz=to_mhz, progress=progress)
+    else:
+        results = estimate_planes(enhancer, planes, factor, cfg, to_mhz=to_mhz, progress=progress)
     run = _run_record(enhancer, cfg, factor, factor_exact, from_mhz, to_mhz, notes, warnings)
     input_record = _input_record(inp)
     records = [{**run, "input": {**input_record, **_plane_record(p, name, transposed)}, "processing": r.processing}

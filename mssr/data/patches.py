@@ -1,0 +1,321 @@
+"""Training pairs of the native-resolution mode: patches of 1H-15N spectra on the working grid.
+
+Each item is a square patch of a 2D 1H-15N spectrum of a real protein (assigned shifts from RefDB,
+peak list of :func:`mssr.data.synthetic.peak_list`) as it would be recorded on a high-field magnet
+(the target) and on a low-field one (the input), both on the working grid of the high field
+(:mod:`mssr.data.grid`: a fixed spacing in Hz at the target field per nucleus). Everything that a
+real pair varies in is drawn per item, so one model covers it:
+
+- the fields: target ``B_high`` in [``high_mhz``] and input ``B_low >= low_min_mhz``, with
+  ``ln f`` uniform, ``f = B_high / B_low`` in [1, ``max_factor``];
+- the experiment (HSQC or TROSY) and the protein's size, through the linewidth models below;
+- each peak's own linewidth (log-normal scatter), height and sign;
+- the apodization: a Gaussian component per axis of fixed width in ppm (the same number of points
+  over the same ppm window at both fields), so each line is a Voigt profile;
+- the high-field signal-to-noise ratio.
+
+Line shapes are analytic, so the low-field spectrum of each peak is exact: a Voigt profile whose
+Lorentzian part has the low-field width, its volume kept (:func:`scipy.special.voigt_profile`
+is area-normalized). Broadening every line of an axis by the same Lorentzian, as
+:func:`mssr.degrade.simulate` does, is the special case of equal added widths.
+
+Linewidth models (FWHM in Hz at a 1H field ``B`` in MHz; estimates after NMR_NOTES.md):
+
+- 1H: ``lw_1h`` (field independent, dipolar), 12-40 Hz;
+- 15N HSQC: ``d + c (B / 900)^2``, ``d`` 3-12 Hz, ``c`` 0.5-4 Hz (CSA grows with B0^2);
+- 15N TROSY: ``e + d (1 - B / B_opt)^2``, ``B_opt`` 900-1100 MHz, ``d`` 10-40 Hz, ``e`` 3-8 Hz
+  (dipolar/CSA cancellation best near 1 GHz).
+
+Noise: the high-field noise ``sigma_high = max height / snr``; the low-field noise follows the
+peak-height rule S/N ~ B0^(3/2) for a line of equal width in Hz: a reference line with the
+spectrum's median high-field widths in Hz, drawn on the working grid at both fields (wider in ppm
+at low field, so lower), gives ``sigma_low = h_ref,low / (h_ref,high / sigma_high / f^1.5)``.
+
+The network sees both spectra divided by :func:`network_scale` of the low-field patch; the scale of
+a patch is drawn as if the plane's strongest peak were elsewhere (``max_scale_ratio``), as in a
+tile of a whole plane (:mod:`mssr.enhance.native`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.special import voigt_profile
+
+from mssr.data import synthetic
+from mssr.data.grid import working_spacing_hz
+from mssr.spectrum import GYROMAGNETIC_RATIO_TO_1H
+
+NETWORK_HEADROOM: float = 8.0
+"""The network's intensity unit is this many times the strongest low-field height: lines that
+narrow at high field grow taller, and the sampler keeps its estimates within [-1, 1]."""
+
+_FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
+
+
+def network_scale(x_lr: np.ndarray) -> float:
+    """The intensity unit of the network for a low-field spectrum (plane or patch).
+
+    ``x_net = x / network_scale(x_lr)`` for the input and the estimate alike; the one scaling of
+    the native mode, used by training (:class:`PatchPairs`), the test sets and
+    :mod:`mssr.enhance.native`.
+
+    Parameters
+    ----------
+    x_lr : ndarray
+        Low-field spectrum, any intensity unit.
+
+    Returns
+    -------
+    float
+        ``NETWORK_HEADROOM * max|x_lr|`` (> 0).
+
+    Raises
+    ------
+    ValueError
+        If ``x_lr`` is all zero or not finite.
+    """
+    x_lr = np.asarray(x_lr)
+    peak = float(np.max(np.abs(x_lr))) if x_lr.size else 0.0
+    if not math.isfinite(peak) or peak <= 0:
+        raise ValueError("x_lr must be finite and not all zero to be scaled for the network")
+    return NETWORK_HEADROOM * peak
+
+
+@dataclass(frozen=True)
+class PatchConfig:
+    """What the training pairs are drawn from.
+
+    Attributes
+    ----------
+    size : int
+        Patch side, working points.
+    high_mhz : (float, float)
+        Range of the target field, 1H MHz.
+    low_min_mhz : float
+        Lowest input field, 1H MHz.
+    max_factor : float
+        Largest upscaling factor.
+    trosy_fraction : float
+        Share of TROSY items (the rest HSQC).
+    snr : (float, float)
+        Range of the high-field peak-height S/N of the strongest peak (log-uniform).
+    apod_1h_hz, apod_15n_hz : (float, float)
+        Range of the Gaussian (apodization) FWHM at the target field, Hz.
+    on_peak : float
+        Share of patches centred near a peak (the rest anywhere in the spectrum window).
+    extra_peaks : float
+        Mean number of extra random peaks per patch (crowding of larger proteins).
+    max_scale_ratio : float
+        The plane's strongest low-field height is up to this many times the patch's (log-uniform).
+    """
+
+    size: int = 64
+    high_mhz: tuple[float, float] = (600.0, 1200.0)
+    low_min_mhz: float = 300.0
+    max_factor: float = 4.0
+    trosy_fraction: float = 0.35
+    snr: tuple[float, float] = (30.0, 3000.0)
+    apod_1h_hz: tuple[float, float] = (0.0, 16.0)
+    apod_15n_hz: tuple[float, float] = (0.0, 30.0)
+    on_peak: float = 0.85
+    extra_peaks: float = 2.0
+    max_scale_ratio: float = 20.0
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PatchConfig":
+        if not isinstance(d, dict):
+            raise TypeError(f"patch config must be a mapping, got {type(d).__name__}")
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"patches: unknown key(s) {', '.join(unknown)}; expected {sorted(known)}")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        cfg = cls(**values)
+        if not isinstance(cfg.size, int) or cfg.size < 16 or cfg.size % 8:
+            raise ValueError(f"patches.size must be an int >= 16 divisible by 8, got {cfg.size!r}")
+        if not 1.0 < cfg.max_factor <= 10.0:
+            raise ValueError(f"patches.max_factor must be in (1, 10], got {cfg.max_factor}")
+        if not 0 < cfg.low_min_mhz < cfg.high_mhz[0] <= cfg.high_mhz[1]:
+            raise ValueError("patches needs 0 < low_min_mhz < high_mhz[0] <= high_mhz[1]")
+        return cfg
+
+
+def draw_fields(rng: np.random.Generator, cfg: PatchConfig) -> tuple[float, float]:
+    """(B_high, B_low) in MHz: B_high uniform, ln f uniform in [0, ln f_max(B_high)]."""
+    high = float(rng.uniform(*cfg.high_mhz))
+    f_max = min(cfg.max_factor, high / cfg.low_min_mhz)
+    factor = math.exp(rng.uniform(0.0, math.log(f_max)))
+    return high, high / factor
+
+
+def linewidth_15n_hz(field_mhz, params: dict) -> np.ndarray:
+    """15N FWHM (Hz) at ``field_mhz`` for the linewidth-model parameters of one item."""
+    b = np.asarray(field_mhz, dtype=float)
+    if params["experiment"] == "trosy":
+        return params["e"] + params["d"] * (1.0 - b / params["b_opt"]) ** 2
+    return params["d"] + params["c"] * (b / 900.0) ** 2
+
+
+def _draw_linewidths(rng: np.random.Generator, cfg: PatchConfig) -> dict:
+    if rng.random() < cfg.trosy_fraction:
+        p = dict(experiment="trosy", b_opt=rng.uniform(900, 1100), d=rng.uniform(10, 40), e=rng.uniform(3, 8))
+    else:
+        p = dict(experiment="hsqc", d=rng.uniform(3, 12), c=rng.uniform(0.5, 4.0))
+    p["lw_1h"] = rng.uniform(12.0, 40.0)
+    return p
+
+
+def _voigt_rows(centres: np.ndarray, sigma: float, gammas: np.ndarray, size: int) -> np.ndarray:
+    """One area-normalized Voigt profile per peak on ``size`` points, shape (P, size)."""
+    x = np.arange(size, dtype=np.float64)[None, :] - centres[:, None]
+    return voigt_profile(x, max(sigma, 1e-6), gammas[:, None])
+
+
+class PatchPairs(torch.utils.data.Dataset):
+    """Low/high-field patch pairs drawn on access, keyed like :class:`mssr.model.train.DegradedPairs`.
+
+    An item ``(stream, epoch, index)`` is ``(x0, x_lr, factor)``: the high-field patch (noise
+    free) and the low-field patch, float32 (size, size), both in the network's unit
+    (:func:`network_scale`), axis 0 15N and axis 1 1H; and ``f = B_high / B_low``. The item
+    depends on its key only.
+
+    Parameters
+    ----------
+    proteins : sequence of int
+        BMRB ids whose shifts are drawn (the training split's proteins).
+    cfg : PatchConfig
+        What the pairs vary in.
+    length : int
+        Items per epoch.
+    seed : int
+        Base seed.
+    refdb : DataFrame, optional
+        Shift table (:func:`mssr.data.synthetic.load_refdb` when None).
+    """
+
+    def __init__(self, proteins, cfg: PatchConfig, *, length: int, seed: int, refdb=None):
+        if not isinstance(cfg, PatchConfig):
+            raise TypeError(f"cfg must be a PatchConfig, got {type(cfg).__name__}")
+        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+            raise ValueError(f"length must be a positive int, got {length!r}")
+        table = synthetic.load_refdb() if refdb is None else refdb
+        rng = np.random.default_rng([int(seed), 7])
+        self.peaks = []
+        for protein in proteins:
+            peaks = synthetic.peak_list(synthetic.protein_table(table, int(protein)), "hsqc_15n", rng=rng)
+            if len(peaks):
+                self.peaks.append(peaks[["ppm_0", "ppm_1", "weight"]].to_numpy(dtype=np.float64))
+        if not self.peaks:
+            raise ValueError("no protein with a 1H-15N peak list among the proteins given")
+        self.cfg = cfg
+        self.length = length
+        self.seed = int(seed)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, key: tuple[int, int, int]):
+        stream, epoch, index = key
+        rng = np.random.default_rng([self.seed, int(stream), int(epoch), int(index)])
+        x0, x_lr, factor = render_patch(self.peaks[rng.integers(len(self.peaks))], self.cfg, rng)
+        return x0, x_lr, factor
+
+
+def render_patch(peaks: np.ndarray, cfg: PatchConfig, rng: np.random.Generator, *, raw: bool = False):
+    """One training pair from a protein's peak list (rows: 15N ppm, 1H ppm, weight).
+
+    Parameters
+    ----------
+    peaks : ndarray, shape (P, 3)
+        15N ppm, 1H ppm and relative volume of each peak.
+    cfg : PatchConfig
+    rng : numpy Generator
+    raw : bool
+        Return the patches before scaling, and the drawn plane-to-patch ratio.
+
+    Returns
+    -------
+    x0, x_lr : ndarray, float32, shape (size, size)
+        High-field (noise free) and low-field patch in the network's unit, ``x / (ratio *
+        network_scale(x_lr))`` (float64 and unscaled with ``raw``).
+    factor : float
+        ``B_high / B_low``.
+    ratio : float
+        Only with ``raw``: the ratio of the plane's strongest low-field height to the patch's.
+    """
+    size = cfg.size
+    high, low = draw_fields(rng, cfg)
+    factor = high / low
+    lw = _draw_linewidths(rng, cfg)
+    spacing_hz = (working_spacing_hz("15N"), working_spacing_hz("1H"))
+    ppm_per_px = (spacing_hz[0] / (high * GYROMAGNETIC_RATIO_TO_1H["15N"]), spacing_hz[1] / high)
+    # 1. patch position: near a peak, or anywhere within the peaks' window
+    if rng.random() < cfg.on_peak:
+        centre = peaks[rng.integers(len(peaks)), :2] + rng.normal(0, 0.25, 2) * size * np.array(ppm_per_px)
+    else:
+        lo, hi = peaks[:, :2].min(axis=0), peaks[:, :2].max(axis=0)
+        centre = rng.uniform(lo, hi)
+    # point 0 is the highest ppm: index = (ppm_top - ppm) / spacing
+    top = centre + np.array(ppm_per_px) * size / 2
+    pos = (top[None, :] - peaks[:, :2]) / np.array(ppm_per_px)[None, :]
+    weights = peaks[:, 2] * np.exp(rng.normal(0.0, 0.5, len(peaks)))
+    n_extra = rng.poisson(cfg.extra_peaks)
+    if n_extra:
+        pos = np.vstack([pos, rng.uniform(-8, size + 8, (n_extra, 2))])
+        weights = np.concatenate([weights, np.exp(rng.normal(-0.5, 0.8, n_extra))])
+    margin = 40.0
+    keep = np.all((pos > -margin) & (pos < size + margin), axis=1)
+    pos, weights = pos[keep], weights[keep]
+    signs = np.where(rng.random(len(weights)) < 0.05, -1.0, 1.0)
+    volumes = signs * weights
+    # 2. widths in working points: Lorentzian FWHM per peak, Gaussian (apodization) per axis
+    scatter = np.exp(rng.normal(0.0, 0.2, (len(volumes), 2)))
+    lw_high = np.array([linewidth_15n_hz(high, lw), lw["lw_1h"]])
+    lw_low = np.array([linewidth_15n_hz(low, lw), lw["lw_1h"]])
+    # Hz at B -> ppm -> working px; the grid spacing is in Hz at B_high, so px = Hz * (high / B) / spacing
+    fw_high = scatter * lw_high[None, :] / np.array(spacing_hz)[None, :]
+    fw_low = scatter * lw_low[None, :] * factor / np.array(spacing_hz)[None, :]
+    fw_low = np.maximum(fw_low, fw_high)  # no blur narrows a line (see mssr.degrade)
+    apod = np.array([rng.uniform(*cfg.apod_15n_hz), rng.uniform(*cfg.apod_1h_hz)]) / np.array(spacing_hz)
+    sigma = apod / _FWHM_PER_SIGMA
+    # 3. draw both spectra: sum over peaks of outer products of 1D Voigt profiles
+    x_hr = _draw(pos, volumes, sigma, fw_high / 2, size)
+    x_lr = _draw(pos, volumes, sigma, fw_low / 2, size)
+    # 4. noise: high-field S/N of the strongest line; the low-field rule on a reference line
+    med_high = np.median(fw_high, axis=0) if len(volumes) else lw_high / np.array(spacing_hz)
+    ref_high = _reference_height(sigma, med_high / 2)
+    ref_low = _reference_height(sigma, med_high * factor / 2)
+    strongest = float(np.max(np.abs(x_hr))) if len(volumes) else ref_high
+    if strongest <= 0:
+        strongest = ref_high
+    snr = math.exp(rng.uniform(math.log(cfg.snr[0]), math.log(cfg.snr[1])))
+    sigma_high = strongest / snr
+    sigma_low = ref_low / (ref_high / sigma_high / factor**1.5)
+    x_lr = x_lr + rng.normal(0.0, sigma_low, x_lr.shape)
+    # 5. the network's unit, as if the plane's strongest peak were up to max_scale_ratio taller
+    ratio = math.exp(rng.uniform(0.0, math.log(cfg.max_scale_ratio))) if rng.random() < 0.5 else 1.0
+    if raw:
+        return x_hr, x_lr, float(factor), ratio
+    scale = network_scale(x_lr) * ratio
+    return (x_hr / scale).astype(np.float32), (x_lr / scale).astype(np.float32), float(factor)
+
+
+def _draw(pos: np.ndarray, volumes: np.ndarray, sigma: np.ndarray, gammas: np.ndarray, size: int) -> np.ndarray:
+    if not len(volumes):
+        return np.zeros((size, size))
+    rows = _voigt_rows(pos[:, 0], sigma[0], gammas[:, 0], size)
+    cols = _voigt_rows(pos[:, 1], sigma[1], gammas[:, 1], size)
+    return np.einsum("p,pi,pj->ij", volumes, rows, cols)
+
+
+def _reference_height(sigma: np.ndarray, gamma: np.ndarray) -> float:
+    """Peak height of a unit-volume 2D Voigt line (per-axis Gaussian sigma, Lorentzian HWHM, px)."""
+    return float(voigt_profile(0.0, max(sigma[0], 1e-6), gamma[0]) * voigt_profile(0.0, max(sigma[1], 1e-6), gamma[1]))
+
+
+__all__ = ["NETWORK_HEADROOM", "PatchConfig", "PatchPairs", "draw_fields", "linewidth_15n_hz", "network_scale",
+           "render_patch"]

@@ -1,0 +1,279 @@
+"""Native-resolution mode: working grid, training patches, tiled sampling, whole-plane enhancement."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose
+
+from mssr.data import grid
+from mssr.data.patches import NETWORK_HEADROOM, PatchConfig, PatchPairs, network_scale, render_patch
+from mssr.enhance.native import NativeSampling, enhance_plane
+from mssr.model.diffusion import Diffusion, DiffusionConfig
+from mssr.model.tiles import TiledPredictor, blend_window, tile_starts
+from mssr.spectrum import GYROMAGNETIC_RATIO_TO_1H, Axis
+
+
+def _lorentzian(n: int, centre: float, fwhm: float) -> np.ndarray:
+    x = np.arange(n, dtype=np.float64)
+    return 1.0 / (1.0 + ((x - centre) / (fwhm / 2)) ** 2)
+
+
+def _fwhm(profile: np.ndarray, *, fine: int = 8) -> float:
+    """FWHM in points at absolute half height, read off a band-limited 8x finer copy."""
+    up = grid.resample(np.asarray(profile, dtype=np.float64), [fine * len(profile)])
+    k = int(np.argmax(up))
+    half = up[k] / 2
+    right = k + int(np.argmax(up[k:] < half))
+    left = k - int(np.argmax(up[k::-1] < half))
+    # linear interpolation between the points straddling half height
+    x_r = right - 1 + (up[right - 1] - half) / (up[right - 1] - up[right])
+    x_l = left + 1 - (up[left + 1] - half) / (up[left + 1] - up[left])
+    return float(x_r - x_l) / fine
+
+
+def _axes(n15: int, n1h: int, *, field: float, hz_15n: float, hz_1h: float) -> tuple[Axis, Axis]:
+    """1H-15N axes at ``field`` with the given point spacings in Hz."""
+    obs_n = field * GYROMAGNETIC_RATIO_TO_1H["15N"]
+    return (Axis("15N", obs_n, hz_15n * n15, 130.0, n15), Axis("1H", field, hz_1h * n1h, 10.5, n1h))
+
+
+# --------------------------------------------------------------------------------------------
+# working grid
+
+
+def test_working_axis_resolves_the_narrowest_line_with_three_points():
+    axes = _axes(256, 546, field=600.0, hz_15n=7.6, hz_1h=5.9)
+    work = grid.working_axes(axes, target_mhz=900.0)
+    for ax, w in zip(axes, work):
+        # same ppm window (outer edges of the first and last points)
+        assert_allclose(w.sw_hz / w.obs_mhz, ax.sw_hz / ax.obs_mhz)
+        assert_allclose(w.ppm_first + w.ppm_per_point / 2, ax.ppm_first + ax.ppm_per_point / 2)
+        # spacing in Hz at the target field
+        hz_target = w.ppm_per_point * 900.0 * GYROMAGNETIC_RATIO_TO_1H[w.nucleus]
+        assert hz_target <= grid.NARROWEST_FWHM_HZ[w.nucleus] / grid.POINTS_PER_FWHM + 1e-9
+        assert hz_target > 0.99 * grid.NARROWEST_FWHM_HZ[w.nucleus] / grid.POINTS_PER_FWHM
+
+
+@pytest.mark.parametrize("fwhm_pts", [3.0, 4.5])
+@pytest.mark.parametrize("size,work", [(300, 700), (1200, 400)])
+def test_narrow_lorentzian_round_trip_keeps_width_and_height(fwhm_pts, size, work):
+    # a line of >= 3 points per FWHM on the coarser of the two grids
+    coarse = min(size, work)
+    fwhm_in = fwhm_pts * size / coarse
+    y = _lorentzian(size, size * 0.437, fwhm_in)
+    on_work = grid.resample(y, [work])
+    back = grid.resample(on_work, [size])
+    assert abs(back.max() - y.max()) / y.max() < 0.02
+    assert abs(_fwhm(back) - _fwhm(y)) / _fwhm(y) < 0.02
+    # and on the working grid itself the line has the width it should, in ppm (read off 8x finer)
+    assert abs(_fwhm(on_work) * size / work - fwhm_in) / fwhm_in < 0.02
+
+
+def test_refined_round_trip_is_exact():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 50)).astype(np.float32)
+    back = grid.from_working(grid.resample(x, (97, 131)), _axes(40, 50, field=600, hz_15n=5, hz_1h=8))
+    assert back.dtype == np.float32
+    assert_allclose(back, x, atol=2e-5)
+
+
+def test_grid_refuses_bad_input():
+    with pytest.raises(ValueError, match="shape"):
+        grid.resample(np.zeros((4, 4)), (4,))
+    with pytest.raises(TypeError, match="floating"):
+        grid.resample(np.zeros((4, 4), dtype=int), (4, 4))
+    with pytest.raises(ValueError, match="target_mhz"):
+        grid.working_axes(_axes(8, 8, field=600, hz_15n=5, hz_1h=5), target_mhz=-1)
+
+
+# --------------------------------------------------------------------------------------------
+# training patches
+
+
+def _peaks() -> np.ndarray:
+    # 15N ppm, 1H ppm, volume
+    return np.array([[118.0, 8.20, 1.0], [118.3, 8.23, 0.6], [121.0, 7.90, 0.8]])
+
+
+def _far_corner(x: np.ndarray, peak, box: int) -> np.ndarray:
+    rows = slice(0, box) if peak[0] >= x.shape[0] / 2 else slice(x.shape[0] - box, x.shape[0])
+    cols = slice(0, box) if peak[1] >= x.shape[1] / 2 else slice(x.shape[1] - box, x.shape[1])
+    return x[rows, cols]
+
+
+def test_patch_1h_lines_broaden_by_the_factor_in_working_points():
+    # 1H lines are fixed in Hz: on a grid fixed in Hz at the target field they are f times wider
+    cfg = PatchConfig(size=128, extra_peaks=0.0, on_peak=1.0, apod_1h_hz=(0.0, 0.0), apod_15n_hz=(0.0, 0.0),
+                      snr=(1e7, 1e7))
+    rng = np.random.default_rng(3)
+    for _ in range(4):
+        x0, x_lr, factor, _ = render_patch(_peaks()[:1], cfg, rng, raw=True)
+        row, col = np.unravel_index(np.argmax(x0), x0.shape)
+        if not (20 < col < 108 and 20 < row < 108):
+            continue
+        assert _fwhm(x_lr[row, :]) / _fwhm(x0[row, :]) == pytest.approx(factor, rel=0.03)
+        assert _fwhm(x_lr[:, col]) >= _fwhm(x0[:, col]) * 0.99  # no axis narrows
+
+
+def test_low_field_noise_follows_the_b0_three_halves_rule():
+    # Lorentzian lines of equal Hz width on both axes are f wider per axis on the working grid, so
+    # the reference height falls by f^2 and sigma_low = sigma_high * f^1.5 / f^2 = sigma_high / sqrt(f)
+    cfg = PatchConfig(size=128, extra_peaks=0.0, on_peak=1.0, snr=(100.0, 100.0),
+                      apod_1h_hz=(0.0, 0.0), apod_15n_hz=(0.0, 0.0))
+    rng = np.random.default_rng(5)
+    ratios = []
+    for _ in range(6):
+        x0, x_lr, factor, _ = render_patch(_peaks()[:1], cfg, rng, raw=True)
+        peak = np.unravel_index(np.argmax(x0), x0.shape)
+        sd = float(np.std(_far_corner(x_lr, peak, 40)))
+        sigma_high = float(np.max(np.abs(x0))) / 100.0
+        ratios.append(sd / (sigma_high / math.sqrt(factor)))
+    assert np.median(ratios) == pytest.approx(1.0, rel=0.05)
+
+
+def test_patch_items_depend_on_their_key_only():
+    ds = PatchPairs([4032], PatchConfig(size=32), length=8, seed=1, refdb=_refdb())
+    a, b = ds[(102, 3, 5)], ds[(102, 3, 5)]
+    assert_allclose(a[0], b[0])
+    assert_allclose(a[1], b[1])
+    assert a[2] == b[2]
+    c = ds[(102, 3, 6)]
+    assert not np.allclose(a[1], c[1])
+    assert a[0].dtype == np.float32 and a[0].shape == (32, 32)
+
+
+def _refdb():
+    import pandas as pd
+
+    rows = []
+    for i, (n, h) in enumerate([(118.0, 8.2), (120.5, 7.9), (123.1, 8.6), (110.2, 7.4), (126.0, 9.1)]):
+        rows.append({"bmrb_id": 4032, "pdb_id": "1abc", "seq_id": i + 1, "aa": "A", "ss": "C", "H": h, "HA": 4.3,
+                     "N": n, "CA": 52.0, "CB": 19.0, "C": 176.0})
+    return pd.DataFrame(rows)
+
+
+def test_network_scale_is_headroom_times_the_strongest_height():
+    x = np.array([[0.0, -3.0], [2.0, 1.0]])
+    assert network_scale(x) == NETWORK_HEADROOM * 3.0
+    with pytest.raises(ValueError, match="all zero"):
+        network_scale(np.zeros((3, 3)))
+
+
+# --------------------------------------------------------------------------------------------
+# tiles
+
+
+def test_tile_starts_cover_the_plane_with_the_overlap():
+    starts = tile_starts(1000, 256, 48)
+    assert starts[0] == 0 and starts[-1] == 1000 - 256
+    assert all(b - a <= 256 - 48 for a, b in zip(starts, starts[1:]))
+    assert tile_starts(100, 256, 48) == [0]
+    w = blend_window(64, 16)
+    assert float(w[32]) == 1.0 and float(w[0]) < 0.01
+
+
+class _SmoothingPredictor:
+    """eps = a 7 x 7 box blur of (x_t - x_lr) with zero padding: wrong near tile edges, like a CNN."""
+
+    def __init__(self):
+        self.kernel = torch.ones(1, 1, 7, 7) / 49.0
+        self.calls = []
+
+    def __call__(self, x_t, x_lr, t, factors):
+        self.calls.append(tuple(x_t.shape))
+        return torch.nn.functional.conv2d(x_t - x_lr, self.kernel, padding=3)
+
+
+def test_a_peak_across_a_tile_boundary_keeps_width_and_height():
+    h, w = 150, 300
+    peak = np.outer(_lorentzian(h, 70.0, 6.0), _lorentzian(w, 121.0, 5.0)).astype(np.float32)  # near a seam
+    x_t = torch.as_tensor(peak)[None, None] * 0.5
+    x_lr = torch.as_tensor(peak)[None, None] * 0.2
+    t = torch.zeros(1, dtype=torch.int64)
+    f = torch.ones(1, dtype=torch.float64) * 1.5
+    whole = _SmoothingPredictor()(x_t, x_lr, t, f)[0, 0].numpy()
+    tiled_predictor = TiledPredictor(_SmoothingPredictor(), tile=128, overlap=32, batch_size=3)
+    tiled = tiled_predictor(x_t, x_lr, t, f)[0, 0].numpy()
+    # the seam runs through the peak: tiles start at 0, ~86, 172 along the 1H axis
+    assert any(s < 121 < s + 128 for s in tile_starts(w, 128, 32)[1:])
+    row, col = np.unravel_index(np.argmax(whole), whole.shape)
+    assert abs(tiled.max() - whole.max()) / whole.max() < 0.02
+    assert abs(_fwhm(tiled[row]) - _fwhm(whole[row])) / _fwhm(whole[row]) < 0.02
+    assert abs(_fwhm(tiled[:, col]) - _fwhm(whole[:, col])) / _fwhm(whole[:, col]) < 0.02
+
+
+# --------------------------------------------------------------------------------------------
+# whole-plane enhancement
+
+
+class _OracleEnhancer:
+    """An 'enhancer' whose predictor returns the true noise for a known map x0 = g(x_lr)."""
+
+    class _Cfg:
+        levels = 3
+
+    def __init__(self, diffusion: Diffusion, truth_of):
+        self.diffusion = diffusion
+        self.device = torch.device("cpu")
+        self.model_config = self._Cfg()
+        self.model_dir = "oracle"
+        self.truth_of = truth_of
+        abar = torch.as_tensor(np.cumprod(1.0 - diffusion.betas if hasattr(diffusion, "betas") else _betas(diffusion)))
+        self.abar = abar
+        self.seen = []
+
+    def predictor(self, x_t, x_lr, t, factors):
+        self.seen.append(x_lr.clone())
+        a = self.abar[t].to(torch.float32).view(-1, 1, 1, 1)
+        x0 = self.truth_of(x_lr)
+        return (x_t - a.sqrt() * x0) / (1 - a).sqrt()
+
+
+def _betas(diffusion: Diffusion) -> np.ndarray:
+    from mssr.model.diffusion import make_betas
+
+    return make_betas(diffusion.config)
+
+
+def test_an_oracle_model_makes_enhance_return_the_truth_on_the_input_grid():
+    axes = _axes(60, 90, field=600.0, hz_15n=7.0, hz_1h=6.0)
+    rng = np.random.default_rng(0)
+    x = (np.outer(_lorentzian(60, 25.3, 4.0), _lorentzian(90, 40.2, 4.0)) + rng.normal(0, 1e-3, (60, 90))) * 1e6
+    gain = 1.7  # the oracle's 'high-field' truth: the working-grid input times a gain
+
+    enhancer = _OracleEnhancer(Diffusion(DiffusionConfig(timesteps=100)), lambda x_lr: gain * x_lr)
+    sampling = NativeSampling(sampler="ddpm", steps=20, repeats=3, start_step=None, tile=64, overlap=16)
+    mean, std = enhance_plane(x.astype(np.float32), axes, target_mhz=900.0, enhancer=enhancer, sampling=sampling)
+    # truth on the input grid: the working-grid truth brought back
+    work, _ = grid.to_working(x, axes, target_mhz=900.0)
+    truth = grid.from_working(gain * work, axes)
+    assert mean.shape == x.shape and std.shape == x.shape
+    assert_allclose(mean, truth, atol=1e-4 * np.abs(truth).max())
+    assert np.abs(std).max() < 1e-4 * np.abs(truth).max()
+
+
+def test_the_network_input_is_the_same_in_training_and_in_enhance():
+    # a rendered low-field patch placed on a plane whose working grid is the patch's own grid
+    cfg = PatchConfig(size=64, extra_peaks=0.0, on_peak=1.0)
+    rng = np.random.default_rng(11)
+    x0_raw, x_lr_raw, factor, ratio = render_patch(_peaks(), cfg, rng, raw=True)
+    high = 900.0
+    low = high / factor
+    spacing = (grid.working_spacing_hz("15N"), grid.working_spacing_hz("1H"))
+    # axes at the low field whose working grid at `high` has exactly 64 points
+    obs_n = low * GYROMAGNETIC_RATIO_TO_1H["15N"]
+    sw_n = 64 * spacing[0] / high * low  # Hz at the low field of a window of 64 working points
+    axes = (Axis("15N", obs_n, sw_n, 125.0, 64), Axis("1H", low, 64 * spacing[1] / high * low, 9.0, 64))
+    assert [a.size for a in grid.working_axes(axes, target_mhz=high)] == [64, 64]
+    enhancer = _OracleEnhancer(Diffusion(DiffusionConfig(timesteps=50)), lambda x_lr: x_lr)
+    enhance_plane(x_lr_raw.astype(np.float32), axes, target_mhz=high, enhancer=enhancer,
+                  sampling=NativeSampling(steps=5, repeats=1, start_step=None, tile=64, overlap=0))
+    seen = enhancer.seen[0][0, 0].numpy()
+    # what training gives the network for the same patch, when it holds the plane's strongest peak
+    expected = (x_lr_raw / network_scale(x_lr_raw)).astype(np.float32)
+    assert_allclose(seen, expected, rtol=1e-5, atol=1e-7)
