@@ -581,3 +581,65 @@ def test_protein_l_hsqc_series(protein_l_files):
     assert maxima == sorted(maxima, reverse=True) and maxima[-1] < 0.5 * maxima[0]
     text = io.info(ucsf)
     assert "pseudo-3D series: 4 planes along axis 1" in text and "format: ucsf" in text
+
+
+# ---- paths that are not spectrum files (issue "Bad input and interruptions", 7 and 11) ---------
+
+
+def test_7_fifo_socket_and_the_like_are_refused_without_reading(tmp_path):
+    fifo = tmp_path / "hsqc.ucsf"
+    os.mkfifo(fifo)  # opening it for reading would block until a writer comes: it is never opened
+    for call in (io.read, io.info, io.detect_format, lambda p: list(io.iter_planes(p, 0))):
+        with pytest.raises(io.SpectrumFileError, match=r"hsqc\.ucsf: is a FIFO \(named pipe\), not a regular file"):
+            call(fifo)
+
+
+@pytest.mark.parametrize("name", ["hsqc_10%D2O.ft2", "hsqc_10%D2O.ucsf", "t%03d.ft2"])
+def test_7_an_existing_file_with_percent_in_its_name_is_a_file(tmp_path, name):
+    spectrum = make_spectrum((6, 8), seed=5)
+    io.write(spectrum, tmp_path / name)
+    back = io.read(tmp_path / name)
+    np.testing.assert_array_equal(back.data, spectrum.data)
+    assert name in io.info(tmp_path / name)
+
+
+def test_11_empty_file_link_loop_and_dangling_link_are_named(tmp_path):
+    (tmp_path / "empty.ft2").write_bytes(b"")
+    with pytest.raises(io.SpectrumFileError, match=r"empty\.ft2: file is empty \(0 bytes\)"):
+        io.read(tmp_path / "empty.ft2")
+    (tmp_path / "loop.ucsf").symlink_to(tmp_path / "loop.ucsf")
+    with pytest.raises(io.SpectrumFileError, match="loop.ucsf: symbolic link loop"):
+        io.read(tmp_path / "loop.ucsf")
+    (tmp_path / "dangling.ucsf").symlink_to(tmp_path / "gone.ucsf")
+    with pytest.raises(FileNotFoundError, match=r"dangling symbolic link \(to '.*gone\.ucsf'"):
+        io.read(tmp_path / "dangling.ucsf")
+
+
+def test_11_header_and_data_in_different_byte_orders_are_named_not_blamed_on_nan(tmp_path):
+    """Values whose byte-swapped bit pattern is a NaN: with the header alone swapped the data read as NaN,
+    and the message says that every value is finite in the other byte order."""
+    value = np.frombuffer(bytes([0xFF, 0xFF, 0x80, 0x3F]), dtype="<f4")[0]  # 1.0039..., swapped: a NaN
+    assert np.isfinite(value) and np.isnan(np.array([value], dtype="<f4").byteswap()[0])
+    spectrum = Spectrum(np.full((6, 8), value, dtype=np.float32), make_axes((6, 8)))
+    path = io.write(spectrum, tmp_path / "le.ft2")
+    raw = bytearray(path.read_bytes())
+    header = np.frombuffer(bytes(raw[:2048]), dtype="<f4").astype(">f4").tobytes()
+    text = [(16, 24), (286, 294), (297, 352), (464, 472)]  # text words keep their bytes in either order
+    header = bytearray(header)
+    for start, stop in text:
+        header[4 * start : 4 * stop] = raw[4 * start : 4 * stop]
+    (tmp_path / "swapped.ft2").write_bytes(bytes(header) + bytes(raw[2048:]))
+    with pytest.raises(io.SpectrumFileError, match="non-finite.*other byte order every value is finite"):
+        io.read(tmp_path / "swapped.ft2")
+
+
+@pytest.mark.parametrize("remove, expected", [
+    ("proc2s", r"Bruker data file 2rr \(2D\) but the parameter file\(s\) proc2s are missing"),
+    ("procs", r"Bruker data file 2rr \(2D\) but the parameter file\(s\) procs are missing"),
+    ("2rr", r"describes a 2D spectrum but 2rr is missing"),
+])
+def test_11_bruker_names_the_missing_file(tmp_path, remove, expected):
+    procno = write_bruker(tmp_path / "1", (8, 12), np.arange(96, dtype=np.float64).reshape(8, 12) * 4)
+    (procno / remove).unlink()
+    with pytest.raises(io.SpectrumFileError, match=expected):
+        io.read(procno)
