@@ -198,11 +198,11 @@ def test_no_predicted_peaks_and_no_true_peaks():
     worst = {"peak_mse": 4.0, "peak_r2": -np.inf, "peak_intensity_diff": 1.0, "peak_shift_diff": 1.0}
 
     result = metrics.compute(hr, flat)
-    assert result["missed_peak_ratio"] == 1.0 and result["hallucination_ratio"] == 0.0
+    assert result["missed_peak_ratio"] == 1.0 and result["hallucination_ratio"] == 1.0  # 0/0: worst
     assert {k: result[k] for k in worst} == worst
 
     result = metrics.compute(flat, hr)
-    assert result["hallucination_ratio"] == 1.0 and result["missed_peak_ratio"] == 0.0
+    assert result["hallucination_ratio"] == 1.0 and result["missed_peak_ratio"] == 1.0
     assert {k: result[k] for k in worst} == worst
     assert result["r2"] == 0.0  # constant hr, inexact prediction
 

@@ -31,8 +31,10 @@ Edge cases (no metric is NaN unless ``no_match="nan"`` is asked for):
 - R^2 with ``SS_tot = 0`` (constant ``hr``; for ``peak_r2``: one pair, or all ``a_t`` equal) is 1
   when ``SS_res = 0`` (exact prediction) and 0 otherwise -- the convention of scikit-learn's
   ``r2_score(force_finite=True)``.
-- ``M = 0``: hallucination ratio 0. ``K = 0``: missed peak ratio 0. So ``K = M = 0`` gives both
-  ratios 0, ``M = 0 < K`` gives missed 1, ``K = 0 < M`` gives hallucination 1.
+- ``K = M = 0``: both ratios 0 (nothing to find, nothing found). ``M = 0 < K`` gives missed 1
+  and ``K = 0 < M`` hallucination 1 by their formulas; the other ratio is then ``0 / 0`` and
+  takes its worst value 1 like every no-match fill below, so predicting nothing never scores a
+  perfect hallucination ratio (nor an empty truth a perfect missed ratio).
 - ``P = 0`` (no pair to compare), with ``no_match="worst"`` (default): if ``K = M = 0`` the peak
   metrics take their perfect values (``peak_mse`` 0, ``peak_r2`` 1, intensity and shift 0: there
   was nothing to find and nothing was found); otherwise the worst value of each metric's range
@@ -116,18 +118,21 @@ DATA_RANGE = 2.0
 """Width of the normalized intensity scale [-1, 1]."""
 
 NoMatch = Literal["worst", "nan"]
-"""Value of the four pair-based peak metrics when no peak pair matched."""
+"""Value of the peak metrics when no peak pair matched: the worst values, or NaN."""
 
 SsimWindow = Literal["uniform", "gaussian"]
 """SSIM window: skimage's default 7 x 7 uniform, or Wang et al.'s Gaussian (sigma 1.5 px, 11 taps)."""
 
 NO_MATCH_WORST: dict[str, float] = {
+    "hallucination_ratio": 1.0,
+    "missed_peak_ratio": 1.0,
     "peak_mse": DATA_RANGE**2,
     "peak_r2": -np.inf,
     "peak_intensity_diff": 1.0,
     "peak_shift_diff": 1.0,
 }
-"""Value of each pair-based peak metric when no pair matched but peaks exist: its worst value."""
+"""Value of each peak metric when no pair matched but peaks exist: its worst value (the two
+ratios take it where they are ``0 / 0``; their formulas give it otherwise)."""
 
 NO_PEAKS_PERFECT: dict[str, float] = {"peak_mse": 0.0, "peak_r2": 1.0, "peak_intensity_diff": 0.0, "peak_shift_diff": 0.0}
 """Value of each pair-based peak metric when neither spectrum has a peak (nothing to find)."""
@@ -158,7 +163,7 @@ PEAK_COLUMNS: tuple[str, ...] = (
 )
 """Columns of the per-matched-peak table of :func:`evaluate_many` (positions in pixels)."""
 
-_PEAK_PAIR_METRICS = tuple(NO_MATCH_WORST)
+_PEAK_PAIR_METRICS = ("peak_mse", "peak_r2", "peak_intensity_diff", "peak_shift_diff")
 _SSIM_K1, _SSIM_K2 = 0.01, 0.03
 
 
@@ -303,7 +308,8 @@ def peak_metrics(
     threshold_px : float, optional
         Largest matching distance, pixels.
     no_match : {"worst", "nan"}, optional
-        Value of the four pair-based metrics when no pair matched.
+        Value of the peak metrics when no pair matched (the four pair-based ones, and a
+        ratio that is 0 / 0): the worst values, or NaN.
     ppm_per_px : (float, float), optional
         ppm per pixel along (axis 0, axis 1). When given, ``peak_shift_ppm`` is added: the mean
         matched distance in ppm, ``sqrt((dy * drow)**2 + (dx * dcol)**2)``; its worst value is
@@ -358,9 +364,12 @@ def _peak_metrics(
     i_true, i_pred, dist = pairs
     n_true, n_pred, n_pairs = len(true.coords), len(pred.coords), len(dist)
     out = {
-        "hallucination_ratio": (n_pred - n_pairs) / n_pred if n_pred else 0.0,
-        "missed_peak_ratio": (n_true - n_pairs) / n_true if n_true else 0.0,
+        # 0 / 0 is perfect only when neither spectrum has a peak; otherwise it is a no-match fill.
+        "hallucination_ratio": (n_pred - n_pairs) / n_pred if n_pred else (0.0 if n_true == 0 else 1.0),
+        "missed_peak_ratio": (n_true - n_pairs) / n_true if n_true else (0.0 if n_pred == 0 else 1.0),
     }
+    if no_match == "nan" and n_pairs == 0 and n_true + n_pred > 0:
+        out["hallucination_ratio" if n_pred == 0 else "missed_peak_ratio"] = np.nan
     a_true = true.amplitudes[i_true].astype(np.float64)
     a_pred = pred.amplitudes[i_pred].astype(np.float64)
     error = a_true - a_pred
@@ -380,7 +389,7 @@ def _peak_metrics(
             pair_values = dict(NO_PEAKS_PERFECT)
             shift_ppm = 0.0
         else:
-            pair_values = dict(NO_MATCH_WORST)
+            pair_values = {k: NO_MATCH_WORST[k] for k in _PEAK_PAIR_METRICS}
             shift_ppm = threshold_px * float(ppm.max()) if ppm is not None else np.nan
     else:
         ss_tot = np.square(a_true - a_true.mean()).sum()
@@ -519,7 +528,8 @@ def compute(
     ssim_window : {"uniform", "gaussian"}, optional
         SSIM window, see :func:`ssim`.
     no_match : {"worst", "nan"}, optional
-        Value of the four pair-based peak metrics when no peak pair matched.
+        Value of the peak metrics when no peak pair matched (the four pair-based ones, and a
+        ratio that is 0 / 0): the worst values, or NaN.
     ppm_per_px : (float, float), optional
         ppm per pixel along (axis 0, axis 1); when given, the result also has ``peak_shift_ppm``
         (see :func:`peak_metrics`). Without it the result has exactly the nine keys.

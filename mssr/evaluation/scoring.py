@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -52,8 +53,8 @@ def metric_options(cfg: dict) -> dict:
         ``sigma, window, alpha, threshold_px`` (pixels), ``sign`` (``"positive"``, ``"both"`` or
         ``"auto"``: decided per spectrum by :func:`peak_sign`), ``resolve_dip``, ``no_match``.
     """
-    if not isinstance(cfg, dict):
-        raise TypeError(f"metrics config must be a dict, got {type(cfg).__name__}")
+    if not isinstance(cfg, Mapping):
+        raise TypeError(f"metrics config must be a mapping, got {type(cfg).__name__}")
     sign = cfg.get("peak_sign", SIGN_AUTO)
     if sign not in ("positive", "both", SIGN_AUTO):
         raise ValueError(f"metrics.peak_sign must be 'positive', 'both' or 'auto', got {sign!r}")
