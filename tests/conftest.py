@@ -112,3 +112,73 @@ def slurm_cluster():
         pytest.skip(reason)
     with slurm_harness.running_slurm(n_gpus=2) as started:
         yield started
+
+
+# ---------------------------------------------------------------------------------------------
+# small models and spectra shared by the test modules
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one CPU thread for a test module (reproducible sums; the CPU is shared), restored after.
+
+    Request it before the module's expensive fixtures: ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _gaussian_peaks(n: int, size: int, seed: int, *, n_peaks: int = 3):
+    """``n`` spectra of ``size`` x ``size`` px, each ``n_peaks`` round Gaussians (SD 1 px), max |x| = 1, float32."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    x = np.zeros((n, size, size), np.float32)
+    for i in range(n):
+        for _ in range(n_peaks):
+            cy, cx = rng.uniform(2, size - 2, 2)
+            x[i] += rng.uniform(0.3, 1.0) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 2.0)
+        x[i] /= np.abs(x[i]).max()
+    return x
+
+
+@pytest.fixture(scope="session")
+def gaussian_peaks():
+    """The function ``(n, size, seed, *, n_peaks=3) -> (n, size, size) float32`` of seeded Gaussian-peak spectra."""
+    return _gaussian_peaks
+
+
+def _save_micro_model(directory, *, size: int = 16, conditioning: str = "class", factors=None, factor=None,
+                      timesteps: int = 50, seed: int = 0, extra=None) -> Path:
+    """An untrained micro UNet (widths 8, 16; no attention) saved as training saves a model.
+
+    ``factors`` (default: the 14 of Table 1) and ``factor`` (a baseline's) go into the record with
+    the diffusion config of ``timesteps``; ``extra`` adds or replaces record keys.
+    """
+    import torch
+
+    from mssr.factors import FACTORS, as_factor
+    from mssr.model.diffusion import DiffusionConfig
+    from mssr.model.network import ModelConfig, build_unet, save_model
+
+    factors = FACTORS if factors is None else factors
+    cfg = ModelConfig(sample_size=size, block_out_channels=(8, 16), layers_per_block=1,
+                      attention_levels=(False, False), mid_attention=False, norm_num_groups=4,
+                      conditioning=conditioning)
+    torch.manual_seed(seed)
+    record = {"kind": "mssr" if factor is None else "baseline",
+              "diffusion": DiffusionConfig(timesteps=timesteps).to_dict(),
+              "factors": [float(as_factor(f)) for f in factors], "factor": factor, "mlflow_run_id": None,
+              "tracking_uri": None, **(extra or {})}
+    return save_model(build_unet(cfg), cfg, directory, extra=record)
+
+
+@pytest.fixture(scope="session")
+def micro_model():
+    """The function that saves an untrained micro model (see ``_save_micro_model``) and returns its folder."""
+    return _save_micro_model

@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from numpy.testing import assert_allclose
 from scipy import ndimage
 
@@ -16,7 +15,6 @@ from mssr.model.diffusion import Diffusion, DiffusionConfig
 from mssr.factors import as_factor
 from mssr.model.sample import Enhancer, SampleConfig
 from mssr.evaluation.metrics import METRIC_NAMES
-from mssr.model.network import ModelConfig, build_unet, save_model
 from mssr.spectrum import Axis, Spectrum
 from mssr.evaluation.testsets import build_blur, read_testset
 
@@ -41,50 +39,25 @@ SAMPLERS = {"n_samples": 2, "factors": 2, "variants": [
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _peaks(n, seed):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:S, 0:S]
-    x = np.zeros((n, S, S), np.float32)
-    for i in range(n):
-        for _ in range(3):
-            cy, cx = rng.uniform(2, S - 2, 2)
-            x[i] += rng.uniform(0.3, 1.0) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 2.0)
-        x[i] /= np.abs(x[i]).max()
-    return x
-
-
-def _save_micro(directory, conditioning, factors, factor=None, seed=0):
-    """A micro model saved untrained, with the record Enhancer needs."""
-    cfg = ModelConfig(sample_size=S, block_out_channels=(8, 16), layers_per_block=1, attention_levels=(False, False),
-                      mid_attention=False, norm_num_groups=4, conditioning=conditioning)
-    torch.manual_seed(seed)
-    extra = {"diffusion": DIFFUSION.to_dict(), "factors": [float(as_factor(f)) for f in factors], "factor": factor}
-    return save_model(build_unet(cfg), cfg, directory, extra=extra)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def files(tmp_path_factory, gaussian_peaks, micro_model):
     root = tmp_path_factory.mktemp("compare")
     axes = (Axis.from_ppm_window("15N", 800, 130, 105, S), Axis.from_ppm_window("1H", 800, 10, 6, S))
-    x = _peaks(N, 0)
+    x = gaussian_peaks(N, S, 0)
     test = write_samples(root / "test.h5", x, [Spectrum(xi, axes).header() for xi in x])
     testset = build_blur(test, root / "testset_blur.h5", factors=RUN, model="paper", seed=TEST_SEED, sigma_lr=0.01)
     return {
         "root": root,
         "test": test,
         "testset": testset,
-        "continuous": _save_micro(root / "mssr_continuous", "continuous", TRAINED, seed=1),
-        "mssr": _save_micro(root / "mssr", "class", RUN, seed=2),
-        "baselines": [_save_micro(root / f"baseline_{f}", "none", [f], factor=f, seed=3 + i)
-                      for i, f in enumerate(HELDOUT)],
+        "continuous": micro_model(root / "mssr_continuous", size=S, conditioning="continuous", factors=TRAINED,
+                                  timesteps=T, seed=1),
+        "mssr": micro_model(root / "mssr", size=S, factors=RUN, timesteps=T, seed=2),
+        "baselines": [micro_model(root / f"baseline_{f}", size=S, conditioning="none", factors=[f], factor=f,
+                                  timesteps=T, seed=3 + i) for i, f in enumerate(HELDOUT)],
     }
 
 
@@ -161,11 +134,11 @@ def test_continuous_config_overrides_conditioning_and_epochs_only():
         heldout_study.continuous_config(cfg, epochs=0)
 
 
-def test_train_continuous_trains_a_continuous_model_without_the_heldout_factors(files, tmp_path):
+def test_train_continuous_trains_a_continuous_model_without_the_heldout_factors(files, tmp_path, gaussian_peaks):
     axes = (Axis.from_ppm_window("15N", 800, 130, 105, S), Axis.from_ppm_window("1H", 800, 10, 6, S))
     paths = {}
     for name, n, seed in (("train", 8, 5), ("val", 4, 6)):
-        x = _peaks(n, seed)
+        x = gaussian_peaks(n, S, seed)
         paths[name] = write_samples(tmp_path / f"{name}.h5", x, [Spectrum(xi, axes).header() for xi in x])
     cfg = {
         "data": {"size": S},

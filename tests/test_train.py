@@ -45,34 +45,17 @@ def _cfg(**kw):
     return TrainConfig(**base)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _peaks(n, seed):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:S, 0:S]
-    x = np.zeros((n, S, S), np.float32)
-    for i in range(n):
-        for _ in range(3):
-            cy, cx = rng.uniform(2, S - 2, 2)
-            x[i] += rng.uniform(0.3, 1.0) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 2.0)
-        x[i] /= np.abs(x[i]).max()
-    return x
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
+def data(tmp_path_factory, gaussian_peaks):
     """32 training and 8 validation spectra of three Gaussian peaks, with 15N/1H axes."""
     root = tmp_path_factory.mktemp("data")
     axes = (Axis.from_ppm_window("15N", 800, 130, 105, S), Axis.from_ppm_window("1H", 800, 10, 6, S))
     paths = {}
     for name, n, seed in (("train", 32, 0), ("val", 8, 1)):
-        x = _peaks(n, seed)
+        x = gaussian_peaks(n, S, seed)
         paths[name] = write_samples(root / f"{name}.h5", x, [Spectrum(xi, axes).header() for xi in x])
     return paths
 
@@ -280,8 +263,8 @@ def test_ema_averages_parameters_and_never_buffers():
     assert ema.effective_decay(1) == pytest.approx(2 / 11)
 
 
-def test_degraded_pairs_are_keyed_by_stream_epoch_and_sample():
-    x = _peaks(4, 3)
+def test_degraded_pairs_are_keyed_by_stream_epoch_and_sample(gaussian_peaks):
+    x = gaussian_peaks(4, S, 3)
     headers = [{}] * 4
     pairs = DegradedPairs(x, headers, [float(f) for f in FACTORS], model="paper", params={"sigma_lr": 0.02}, seed=5)
     x0, x_lr, factor = pairs[(102, 7, 2)]
@@ -298,8 +281,8 @@ def test_degraded_pairs_are_keyed_by_stream_epoch_and_sample():
     assert {baseline[(102, e, 0)][2] for e in range(10)} == {2.25}
 
 
-def test_degraded_pairs_physical_reads_each_samples_axes():
-    x = _peaks(2, 4)
+def test_degraded_pairs_physical_reads_each_samples_axes(gaussian_peaks):
+    x = gaussian_peaks(2, S, 4)
     axes = [(Axis.from_ppm_window("15N", 900, 130, 105, S), Axis.from_ppm_window("1H", 900, 10, 6, S)),
             (Axis.from_ppm_window("15N", 600, 125, 110, S), Axis.from_ppm_window("1H", 600, 9, 7, S))]
     headers = [Spectrum(x[i], axes[i]).header() for i in range(2)]

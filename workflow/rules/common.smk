@@ -11,6 +11,7 @@ validate(config, schema="../schemas/config.schema.yaml")
 # The workflow scripts import the package from this checkout, also where it is not installed.
 sys.path.insert(0, str(Path(workflow.basedir)))
 
+from mssr.config import PAPER_DEGRADE_KEYS  # noqa: E402
 from mssr.factors import FACTOR_LABELS  # noqa: E402
 
 RUN = config["run"]
@@ -49,11 +50,22 @@ def gpu_resources(scale=1.0):
     )
 
 
-# What training reads: a change anywhere else (metrics, sampling, plots) must not retrain models.
+# What training reads (mssr.config.train_from_config): a change anywhere else (metrics, sampling,
+# plots, the test inputs' seed, the MLflow server) must not retrain models. The degrade keys are
+# those of the configured low-field model only; the baselines also read the baseline section;
+# the tracking section reaches the training scripts through snakemake.config, not params.
+def _training_degrade(degrade):
+    model = degrade.get("model", "paper")
+    keys = PAPER_DEGRADE_KEYS if model == "paper" else ("physical",)
+    return {"model": model, **{key: degrade[key] for key in keys if key in degrade}}
+
+
 TRAIN_CONFIG = {
     "data": {"size": config["data"]["size"]},
-    **{key: config[key] for key in ("model", "diffusion", "train", "baseline", "degrade", "tracking")},
+    **{key: config[key] for key in ("model", "diffusion", "train")},
+    "degrade": _training_degrade(config["degrade"]),
 }
+BASELINE_TRAIN_CONFIG = {**TRAIN_CONFIG, "baseline": config["baseline"]}
 
 JOB_THREADS = config.get("resources", {}).get("threads", 1)
 

@@ -3,7 +3,7 @@ rule train_continuous:
     input:
         train=rules.split.output.train,
         val=rules.split.output.val,
-        store=rules.tracking_store.output[0],
+        store=ancient(rules.tracking_store.output[0]),  # a new tracking store retrains nothing
     output:
         model=f"{OUT}/models/mssr_continuous/model.safetensors",
         config=f"{OUT}/models/mssr_continuous/config.json",

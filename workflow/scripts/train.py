@@ -1,16 +1,15 @@
 """Train MSSR (all factors) or one factor's baseline."""
-import logging
-import sys
+from mssr.joblog import log_to
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+log_to(snakemake.log[0])
 
 from pathlib import Path
 
 from mssr.config import train_from_config
 
 train_from_config(
-    snakemake.params.cfg,
+    # tracking is read here, not from params: a new MLflow server must not retrain the model
+    {**snakemake.params.cfg, "tracking": snakemake.config["tracking"]},
     snakemake.input.train,
     snakemake.input.val,
     Path(snakemake.output.model).parent,
