@@ -273,9 +273,10 @@ DEFAULT_LINEWIDTHS: dict[str, Linewidth] = {
     # shows. Amide 1H and 15N are the processed FWHM of mssr.data.timedomain's 2D 1H-15N HSQC of a
     # 20 kDa protein (natural 1H 16.8 / 17.5 Hz, 15N 2.9 / 4.3 Hz at 400 / 900 MHz; cos^2 windows
     # over 85 ms 1H and 64 ms 15N acquisitions), through the points at 400 and 900 MHz. The former
-    # natural-only widths (1H 20 Hz, 15N 4.1 / 5.9 Hz) under-broadened the time-domain pairs: the
-    # relative MSE of degrade vs renderer at 900 -> 600 MHz was 0.063 with them, 0.013 with these
-    # (tests/test_degrade.py checks these numbers against the renderer).
+    # natural-only widths (1H 20 Hz, 15N 4.1 / 5.9 Hz) under-broadened the time-domain pairs: on a
+    # RefDB protein's HSQC at 900 -> 600 MHz (fine grid) the relative MSE of degrade vs the renderer
+    # was 0.066 with them and 0.014 with the processed widths for its mass (no broadening: 0.171);
+    # tests/test_degrade.py checks these widths against the renderer.
     "1H": Linewidth.from_two_fields(400.0, 21.67, 900.0, 22.21),
     "15N": Linewidth.from_two_fields(400.0, 16.53, 900.0, 17.06),
     # 13C-alpha (est.): ~14 Hz at both fields (no time-domain 13C renderer yet)
