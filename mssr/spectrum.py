@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+from mssr import _validate
+
 GYROMAGNETIC_RATIO_TO_1H = {
     "1H": 1.0,
     "2H": 0.153506088,
@@ -37,14 +39,6 @@ def _validate_nucleus(nucleus: str) -> str:
             f"nucleus {nucleus!r} is not supported; expected one of {sorted(GYROMAGNETIC_RATIO_TO_1H)}"
         )
     return nucleus
-
-
-def _validate_positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not math.isfinite(float(value)) or float(value) <= 0:
-        raise ValueError(f"{name} must be finite and > 0, got {value}")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -73,8 +67,8 @@ class Axis:
 
     def __post_init__(self):
         _validate_nucleus(self.nucleus)
-        _validate_positive("obs_mhz", self.obs_mhz)
-        _validate_positive("sw_hz", self.sw_hz)
+        _validate.positive("obs_mhz", self.obs_mhz)
+        _validate.positive("sw_hz", self.sw_hz)
         if not math.isfinite(float(self.ppm_first)):
             raise ValueError(f"ppm_first must be finite, got {self.ppm_first}")
         if isinstance(self.size, bool) or not isinstance(self.size, (int, np.integer)) or self.size < 1:
@@ -135,7 +129,7 @@ class Axis:
 
     def at_field(self, field_mhz: float) -> "Axis":
         """The same ppm window and points on a magnet of another 1H frequency (MHz)."""
-        field_mhz = _validate_positive("field_mhz", field_mhz)
+        field_mhz = _validate.positive("field_mhz", field_mhz)
         obs = field_mhz * GYROMAGNETIC_RATIO_TO_1H[self.nucleus]
         return replace(self, obs_mhz=obs, sw_hz=self.sw_hz / self.obs_mhz * obs)
 
@@ -162,7 +156,7 @@ class Axis:
             Number of points.
         """
         _validate_nucleus(nucleus)
-        field_mhz = _validate_positive("field_mhz", field_mhz)
+        field_mhz = _validate.positive("field_mhz", field_mhz)
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
             raise ValueError(f"size must be a positive int, got {size!r}")
         if not ppm_high > ppm_low:

@@ -508,3 +508,28 @@ def test_cuda_sampling_loop_never_synchronizes(diffusion, sampler, steps):
     finally:
         torch.cuda.set_sync_debug_mode("default")
     torch.testing.assert_close(mean.cpu(), target.clamp(-1, 1).cpu(), atol=1e-4, rtol=0)
+
+
+def test_the_config_schema_lists_the_samplers_of_the_code():
+    from pathlib import Path
+
+    import yaml
+
+    from mssr.model.diffusion import SAMPLERS
+
+    schema = (Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml").read_text()
+    enums = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "sampler" in node and isinstance(node["sampler"], dict) and "enum" in node["sampler"]:
+                enums.append(node["sampler"]["enum"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(yaml.safe_load(schema))
+    assert len(enums) >= 2  # the sample section and the sampler variants
+    assert all(tuple(e) == SAMPLERS for e in enums), enums

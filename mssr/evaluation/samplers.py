@@ -15,7 +15,6 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import get_args
 
 import matplotlib
 import pandas as pd
@@ -30,7 +29,7 @@ from mssr.evaluation.tables import summarize
 from mssr.evaluation.testsets import read_testset
 from mssr.factors import as_factor
 from mssr.figures.plots import METRIC_LABELS, png_path, save_figure
-from mssr.model.diffusion import Sampler
+from mssr.model.diffusion import SAMPLERS, Sampler
 from mssr.model.sample import SampleConfig
 
 log = logging.getLogger(__name__)
@@ -95,8 +94,7 @@ def _validate_variant(i: int, d, base: SampleConfig) -> SamplerVariant:
     name = d["name"]
     if not isinstance(name, str) or not _NAME_PATTERN.match(name):
         raise ValueError(f"{where}.name must be letters, digits, '_', '.' or '-', got {name!r}")
-    if d["sampler"] not in get_args(Sampler):
-        raise ValueError(f"{where}.sampler must be one of {get_args(Sampler)}, got {d['sampler']!r}")
+    _validate.choice(f"{where}.sampler", d["sampler"], SAMPLERS)
     steps = _validate.positive_int(f"{where}.steps", d["steps"])
     repeats = _validate.positive_int(f"{where}.repeats", d.get("repeats") if d.get("repeats") is not None else base.repeats)
     start = d.get("start_step")

@@ -23,9 +23,13 @@ from typing import Callable, Literal, get_args
 import numpy as np
 import torch
 
+from mssr import _validate
+
 Schedule = Literal["linear", "scaled_linear", "cosine"]
 Prediction = Literal["epsilon"]
 Sampler = Literal["ddpm", "ddim", "dpmsolver"]
+SAMPLERS: tuple[str, ...] = get_args(Sampler)
+"""The sampler names, defined here once (the config schema's enums are tested against them)."""
 
 PredictFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 """``predict_fn(x_t, x_lr, t, factors) -> eps``: x_t, x_lr (B, 1, H, W), t int64 (B,) on their
@@ -173,13 +177,6 @@ def _validate_generator(generator, device: torch.device) -> None:
             f"generator lives on {generator.device.type} but the spectra on {device.type}; "
             f"create it with torch.Generator(device='{device.type}')"
         )
-
-
-def _validate_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
 
 
 class Diffusion:
@@ -332,9 +329,8 @@ class Diffusion:
         diffusers scheduler
             With its timesteps on the CPU.
         """
-        if sampler not in get_args(Sampler):
-            raise ValueError(f"sampler must be one of {get_args(Sampler)}, got {sampler!r}")
-        _validate_positive_int("steps", steps)
+        _validate.choice("sampler", sampler, SAMPLERS)
+        _validate.positive_int("steps", steps)
         T = self.timesteps
         if steps > T:
             raise ValueError(f"steps must be <= T = {T}, got {steps}")
@@ -492,8 +488,8 @@ class Diffusion:
         _validate_spectra("x_lr", x_lr)
         n, _, height, width = x_lr.shape
         factors = _validate_factors(factors, n)
-        _validate_positive_int("repeats", repeats)
-        _validate_positive_int("batch_size", batch_size)
+        _validate.positive_int("repeats", repeats)
+        _validate.positive_int("batch_size", batch_size)
         device = x_lr.device
         _validate_generator(generator, device)
         if autocast_dtype is not None and autocast_dtype not in _AUTOCAST_DTYPES:
