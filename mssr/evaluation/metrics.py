@@ -123,6 +123,9 @@ NoMatch = Literal["worst", "nan"]
 SsimWindow = Literal["uniform", "gaussian"]
 """SSIM window: skimage's default 7 x 7 uniform, or Wang et al.'s Gaussian (sigma 1.5 px, 11 taps)."""
 
+DEFAULT_SSIM_WINDOW: SsimWindow = "uniform"
+"""Default SSIM window (skimage's)."""
+
 NO_MATCH_WORST: dict[str, float] = {
     "hallucination_ratio": 1.0,
     "missed_peak_ratio": 1.0,
@@ -258,7 +261,7 @@ def _ssim_stack(hr: np.ndarray, sr: np.ndarray, window: SsimWindow) -> np.ndarra
     return ssim_map[:, pad:-pad, pad:-pad].mean(axis=(1, 2))
 
 
-def ssim(hr: np.ndarray, sr: np.ndarray, *, window: SsimWindow = "uniform") -> float:
+def ssim(hr: np.ndarray, sr: np.ndarray, *, window: SsimWindow = DEFAULT_SSIM_WINDOW) -> float:
     """Mean structural similarity of two spectra on the [-1, 1] scale (data range 2).
 
     Same value as ``skimage.metrics.structural_similarity(hr, sr, data_range=2)`` (with
@@ -500,7 +503,7 @@ def compute(
     alpha: float = DEFAULT_OPTIONS.alpha,
     threshold_px: float = DEFAULT_OPTIONS.threshold_px,
     sign: Sign = DEFAULT_OPTIONS.sign,
-    ssim_window: SsimWindow = "uniform",
+    ssim_window: SsimWindow = DEFAULT_SSIM_WINDOW,
     no_match: NoMatch = "worst",
     ppm_per_px: tuple[float, float] | None = None,
 ) -> dict[str, float]:
@@ -571,7 +574,7 @@ def compute_many(
     alpha: float = DEFAULT_OPTIONS.alpha,
     threshold_px: float = DEFAULT_OPTIONS.threshold_px,
     sign: Sign = DEFAULT_OPTIONS.sign,
-    ssim_window: SsimWindow = "uniform",
+    ssim_window: SsimWindow = DEFAULT_SSIM_WINDOW,
     no_match: NoMatch = "worst",
     ppm_per_px=None,
     chunk_size: int = 64,
@@ -629,7 +632,7 @@ def evaluate_many(
     lowfield_fwhm_px=None,
     options: PeakOptions = DEFAULT_OPTIONS,
     resolve_dip: float = DEFAULT_RESOLVE_DIP,
-    ssim_window: SsimWindow = "uniform",
+    ssim_window: SsimWindow = DEFAULT_SSIM_WINDOW,
     chunk_size: int = 64,
     workers: int = 1,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
