@@ -5,6 +5,7 @@ import warnings
 from fractions import Fraction
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import ndimage
 from scipy.optimize import curve_fit
@@ -352,7 +353,7 @@ def _relative_mse(a, b):
 def test_physical_model_agrees_with_the_time_domain_renderer_on_one_peak(low_mhz):
     from mssr.data import timedomain
 
-    peak = timedomain.pd.DataFrame({"ppm_0": [119.0], "ppm_1": [8.0], "weight": [1.0]})
+    peak = pd.DataFrame({"ppm_0": [119.0], "ppm_1": [8.0], "weight": [1.0]})
     grid = _fine_hsqc_grid(900.0)
     hi, lo = timedomain.render_pair(peak, "hsqc_15n", 900.0, low_mhz, grid, mass_kda=20, noise_sd=0)
     factor = 900.0 / low_mhz
@@ -372,7 +373,7 @@ def test_physical_model_agrees_with_the_time_domain_renderer_on_one_peak(low_mhz
             assert 0.75 * fwhm_renderer < fwhm_model < 0.95 * fwhm_renderer
     # S/N on each field's own grid (a finer common grid interpolates, and so smooths, the low-field noise),
     # the line on the carrier: the renderer's S/N at 600 vs degrade's rule from the renderer's 900 MHz S/N
-    on_carrier = timedomain.pd.DataFrame({"ppm_0": [119.0], "ppm_1": [4.7], "weight": [1.0]})
+    on_carrier = pd.DataFrame({"ppm_0": [119.0], "ppm_1": [4.7], "weight": [1.0]})
     snr = {}
     for field, seed in ((900.0, 1), (low_mhz, 2)):
         clean = timedomain.render(on_carrier, "hsqc_15n", field, mass_kda=20, noise_sd=0)
