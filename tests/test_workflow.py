@@ -59,7 +59,18 @@ def test_every_schema_key_has_a_description_or_a_type():
 @pytest.mark.parametrize(
     "override, named",
     [("data:\n  size: 3\n", "size"), ("sample:\n  sampler: euler\n", "sampler"), ("trian:\n  epochs: 1\n", "trian"),
-     ("factors: ['1.780']\n", "1.780")],
+     ("factors: ['1.780']\n", "1.780"),
+     # keys that must agree with each other: refused at the start (mssr.config_checks), not hours later in a job
+     ("data:\n  size: 33\n", "data.size"),
+     ("model:\n  norm_num_groups: 7\n", "model.norm_num_groups"),
+     ("model:\n  attention_levels: [false, true]\n", "model.attention_levels"),
+     ("sample:\n  steps: 5000\n", "sample.steps"),
+     ("samplers:\n  variants:\n    - {name: dpm_50, sampler: dpmsolver, steps: 50}\n", "samplers.variants"),
+     ("samplers:\n  variants:\n    - {name: ddim_7, sampler: ddim, steps: 7}\n", "ddim_7"),
+     ("data:\n  split: {train: 0.8, val: 0.2, test: 0.1}\n", "data.split"),
+     ("run: ..\n", "['run']"),
+     ("sample:\n  steps: 5\n  steps: 6\n", "duplicated key"),
+     ],
 )
 def test_a_bad_config_stops_the_run_naming_the_key(tmp_path, override, named):
     shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
@@ -71,3 +82,25 @@ def test_a_bad_config_stops_the_run_naming_the_key(tmp_path, override, named):
     )
     assert proc.returncode != 0
     assert named in proc.stdout + proc.stderr
+
+
+def test_config_checks_name_file_and_lines_of_a_duplicated_key(tmp_path):
+    from mssr.config_checks import ConfigError, check_yaml_files
+
+    (tmp_path / "dup.yaml").write_text("model:\n  dropout: 0.0\n  layers_per_block: 1\n  dropout: 0.1\n")
+    with pytest.raises(ConfigError, match=r"config dropout: duplicated key in .*dup\.yaml, lines 2 and 4"):
+        check_yaml_files([tmp_path / "dup.yaml"])
+    (tmp_path / "broken.yaml").write_text("sample:\n  steps: [1, 2\n  repeats: 2\n")
+    with pytest.raises(ConfigError, match=r"YAML syntax error at line 3"):
+        check_yaml_files([tmp_path / "broken.yaml"])
+    check_yaml_files([ROOT / "config.yaml", ROOT / "configs/paper.yaml", ROOT / "tests/data/micro.yaml"])
+
+
+@pytest.mark.parametrize("path", ["config.yaml", "configs/paper.yaml", "tests/data/micro.yaml"])
+def test_shipped_configs_pass_the_start_of_run_checks(path):
+    from mssr.config_checks import check_pipeline_config
+
+    cfg = _config()
+    for key, value in yaml.safe_load((ROOT / path).read_text()).items():
+        cfg[key] = {**cfg[key], **value} if isinstance(value, dict) and isinstance(cfg.get(key), dict) else value
+    check_pipeline_config(cfg, configfiles=[ROOT / path])

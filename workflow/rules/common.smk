@@ -12,7 +12,12 @@ validate(config, schema="../schemas/config.schema.yaml")
 sys.path.insert(0, str(Path(workflow.basedir)))
 
 from mssr.config import PAPER_DEGRADE_KEYS  # noqa: E402
+from mssr.config_checks import check_pipeline_config  # noqa: E402
 from mssr.factors import FACTOR_LABELS  # noqa: E402
+
+# What the schema cannot say (keys that must agree, steps vs T, split sums, duplicated YAML keys):
+# refused here, naming the key, rather than hours later inside a job.
+check_pipeline_config(config, configfiles=workflow.configfiles)
 
 RUN = config["run"]
 OUT = f"results/{RUN}"
