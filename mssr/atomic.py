@@ -110,23 +110,36 @@ def interruptible():
 
 
 @contextlib.contextmanager
-def _signals_blocked():
-    """Hold SIGINT/SIGTERM back (POSIX) for a short critical section; they arrive when it ends."""
-    if not hasattr(signal, "pthread_sigmask"):
+def _signals_deferred():
+    """Hold SIGINT/SIGTERM back for a short critical section; one that came is acted on when it ends.
+
+    Python runs signal handlers in the main thread between bytecodes, whichever thread the kernel
+    delivered the signal to (torch's worker threads included), so a recording handler installed
+    here sees every such signal. Outside the main thread nothing is changed.
+    """
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPT_SIGNALS)
+    pending: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum)) for sig in INTERRUPT_SIGNALS}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        if pending:
+            old = previous[pending[0]]
+            if callable(old):
+                old(pending[0], None)
+            elif old == signal.SIG_DFL:
+                os.kill(os.getpid(), pending[0])
 
 
 class FileSet:
     """Files that appear together, complete, or not at all.
 
     Every member is first written under a hidden temporary name beside its final path
-    (:meth:`stage`). :meth:`commit` then, with SIGINT/SIGTERM held back: removes the existing
+    (:meth:`stage`). :meth:`commit` then, with SIGINT/SIGTERM deferred: removes the existing
     ``last`` files (the sidecars that vouch for a set) and the ``stale`` files of an earlier
     set, renames the members onto their final paths, the ``last`` ones after all others.
     :meth:`discard` (also run on any exception inside ``with``) removes the temporary files
@@ -179,7 +192,7 @@ class FileSet:
         if missing:
             raise ValueError(f"not staged: {', '.join(map(str, missing))}")
         ordered = [p for p in self._staged if p not in self._last] + [p for p in self._staged if p in self._last]
-        with _signals_blocked():
+        with _signals_deferred():
             for path in self._last + [p for p in self._stale if p not in self._staged]:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)

@@ -209,6 +209,28 @@ def test_2_interruption_leaves_the_previous_set_or_nothing(tmp_path, model_dir, 
     assert _listing(work) == before and sorted(p.name for p in work.iterdir()) == sorted(before)
 
 
+def test_2_a_signal_during_the_commit_is_acted_on_once_the_set_is_complete(tmp_path, monkeypatch):
+    """SIGTERM arriving between the renames of the commit waits until the last rename: the new set is complete."""
+    from mssr import atomic
+
+    real_replace, renamed = os.replace, []
+
+    def replace(src, dst):
+        if not renamed:
+            os.kill(os.getpid(), signal.SIGTERM)
+        renamed.append(Path(dst).name)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(atomic.Interrupted) as caught:
+        with atomic.interruptible(), atomic.FileSet(last=[tmp_path / "out.json"]) as files:
+            files.stage(tmp_path / "out.ft2").write_text("spectrum")
+            files.stage(tmp_path / "out.json").write_text("sidecar")
+    assert caught.value.exit_code == 143
+    assert renamed == ["out.ft2", "out.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ft2", "out.json"]
+
+
 def test_2_force_replaces_the_whole_set_and_removes_its_stale_parts(tmp_path, model_dir, capsys):
     path = _ucsf(tmp_path)
     assert main(_enhance_args(path, model_dir, "--plot")) == 0
