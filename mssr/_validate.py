@@ -8,6 +8,7 @@ never accepted as a number. numpy scalars are accepted wherever Python numbers a
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping
 from numbers import Integral, Real
@@ -17,6 +18,7 @@ import numpy as np
 
 __all__ = [
     "choice",
+    "dataclass_from_mapping",
     "integer",
     "mapping",
     "nonnegative",
@@ -122,3 +124,22 @@ def rng(value, name: str = "rng") -> np.random.Generator:
     if isinstance(value, Integral) and not isinstance(value, (bool, np.bool_)):
         return np.random.default_rng(int(value))
     raise TypeError(f"{name} must be a numpy Generator, an int seed or None, got {type(value).__name__}")
+
+
+def dataclass_from_mapping(cls, d):
+    """``cls(**d)`` for a dataclass ``cls`` (a typed config); missing keys take the field defaults.
+
+    Raises
+    ------
+    TypeError
+        If ``d`` is not a mapping.
+    ValueError
+        If ``d`` has a key that is not a field of ``cls`` (the unknown and the known keys are named).
+    """
+    if not isinstance(d, Mapping):
+        raise TypeError(f"{cls.__name__} must be built from a mapping, got {type(d).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} key(s) {unknown}; known keys: {sorted(known)}")
+    return cls(**dict(d))

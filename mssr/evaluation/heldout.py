@@ -96,12 +96,6 @@ def _validate_labels(name: str, labels) -> list[str]:
     return out
 
 
-def _validate_reference(reference) -> str:
-    if reference not in get_args(Reference):
-        raise ValueError(f"continuous.reference must be one of {get_args(Reference)}, got {reference!r}")
-    return reference
-
-
 
 def _validate_field_pair(i: int, pair) -> tuple[float, float]:
     name = f"continuous.off_table_mhz[{i}]"
@@ -221,7 +215,7 @@ def reference_factors(run, trained, heldout, reference: Reference) -> list[str]:
     ...                   "neighbours")
     ['1.250', '1.333']
     """
-    reference = _validate_reference(reference)
+    reference = _validate.choice("continuous.reference", reference, get_args(Reference))
     available = sorted((f for f in run if f in set(trained)), key=float)
     if reference == "none":
         return []
@@ -425,7 +419,7 @@ def heldout_table(testset_h5, test_h5, *, continuous_model, class_model, baselin
     degrade = _validate.mapping("degrade", degrade)
     cfg = SampleConfig.from_dict(dict(_validate.mapping("sample", sample)))
     options = metric_options(_validate.mapping("metrics", metrics))
-    reference = _validate_reference(continuous.get("reference", "neighbours"))
+    reference = _validate.choice("continuous.reference", continuous.get("reference", "neighbours"), get_args(Reference))
     off_table = offtable_factors(continuous.get("off_table_mhz") or [])
 
     x, x_lr_all, labels, s = read_testset(_validate.path("testset_h5", testset_h5, exists=True))

@@ -76,13 +76,7 @@ class DiffusionConfig:
         ValueError
             If ``d`` has a key that is not a field (the key is named) or a value is out of range.
         """
-        if not isinstance(d, dict):
-            raise TypeError(f"DiffusionConfig must be built from a dict, got {type(d).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown DiffusionConfig key(s) {unknown}; known keys: {sorted(known)}")
-        return cls(**d)
+        return _validate.dataclass_from_mapping(cls, d)
 
     def to_dict(self) -> dict:
         """JSON-ready dict of every field."""

@@ -33,6 +33,7 @@ from typing import Literal, get_args
 import torch
 from torch import nn
 
+from mssr import _validate
 from mssr.atomic import atomic_path
 from mssr.factors import FACTORS, factor_to_class
 from mssr.provenance import sha256_file
@@ -110,7 +111,7 @@ class ModelConfig:
         ValueError
             If ``d`` has a key that is not a field (the key is named) or a value is out of range.
         """
-        return _from_dict(cls, d)
+        return _validate.dataclass_from_mapping(cls, d)
 
     def to_dict(self) -> dict:
         """JSON-ready dict of every field (tuples as lists)."""
@@ -120,16 +121,6 @@ class ModelConfig:
     def levels(self) -> int:
         """Number of resolution levels."""
         return len(self.block_out_channels)
-
-
-def _from_dict(cls, d):
-    if not isinstance(d, dict):
-        raise TypeError(f"{cls.__name__} must be built from a dict, got {type(d).__name__}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} key(s) {unknown}; known keys: {sorted(known)}")
-    return cls(**d)
 
 
 def _is_int(value) -> bool:

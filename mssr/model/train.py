@@ -191,13 +191,7 @@ class TrainConfig:
         ValueError
             If ``d`` has a key that is not a field (the key is named) or a value is out of range.
         """
-        if not isinstance(d, Mapping):
-            raise TypeError(f"TrainConfig must be built from a mapping, got {type(d).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig key(s) {unknown}; known keys: {sorted(known)}")
-        return cls(**dict(d))
+        return _validate.dataclass_from_mapping(cls, d)
 
     def to_dict(self) -> dict:
         """JSON-ready dict of every field."""
