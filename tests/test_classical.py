@@ -144,3 +144,70 @@ def test_bad_input_and_options_are_rejected():
         classical.enhance(bad, PSF, method="identity")
     with pytest.raises(ValueError, match="x_lr must be 3D"):
         classical.enhance_many(BLURRED, PSF, method="identity")
+
+
+# --------------------------------------------------------------------------- test-set plumbing
+
+from mssr import degrade  # noqa: E402
+from mssr.data.store import read_samples, write_samples  # noqa: E402
+from mssr.evaluation import predictions  # noqa: E402
+from mssr.spectrum import Axis  # noqa: E402
+
+
+def _tiny_testset(tmp_path, model, name="testset.h5"):
+    """Two 32 x 32 1H-15N spectra with Lorentzian peaks, degraded by ``model`` at two factors."""
+    rows, cols = np.indices((32, 32))
+    x = np.stack([sum(a / ((1 + 4 * ((rows - r) / 2.0) ** 2) * (1 + 4 * ((cols - c) / 2.0) ** 2))
+                      for r, c, a in [(10, 12, 1.0), (20, 22, -0.6)]) for _ in range(2)]).astype(np.float32)
+    axes = [Axis.from_ppm_window("15N", 600.0, 121.0, 117.0, 32), Axis.from_ppm_window("1H", 600.0, 8.6, 8.0, 32)]
+    headers = [{"axes": [a.to_dict() for a in axes], "meta": {}} for _ in range(2)]
+    params = {"sigma_high": 0.0, "lineshape": "lorentzian"} if model == "physical" else {"sigma_lr": 0.0}
+    factors = [1.5, 2.25]
+    x_lr = degrade.precompute(x, factors, model=model, seed=0, headers=headers, **params)
+    attrs = {"testset": "blur", "factors": ["1.500", "2.250"], "degrade_model": model, "params": params}
+    return write_samples(tmp_path / name, x, headers, attrs=attrs, extra={"x_lr": x_lr}), x, axes, params
+
+
+def test_physical_kernels_come_from_each_spectrum_axes(tmp_path):
+    path, _, axes, params = _tiny_testset(tmp_path, "physical")
+    kernels = predictions.low_field_kernels(read_samples(path), "2.250")
+    info = degrade.simulate_physical_info(2.25, axes=tuple(axes), **params)
+    assert kernels[0].lineshape == "lorentzian"
+    assert_allclose(kernels[0].added_fwhm_px, info.applied_fwhm_px)
+    assert kernels[0].added_fwhm_px[1] > 1.0  # 0.01875 ppm/px 1H: a visible broadening
+    full = degrade.psf(2.25, model="physical", axes=tuple(axes), **params)
+    expected = full if max(full.shape) <= 31 else degrade.psf(2.25, model="physical", axes=tuple(axes),
+                                                             shape=tuple(min(n, 31) for n in full.shape), **params)
+    assert_allclose(kernels[0].psf, expected)
+
+
+def test_paper_kernel_is_the_gaussian_and_lorentz_gauss_leaves_it(tmp_path):
+    path, _, _, _ = _tiny_testset(tmp_path, "paper")
+    s = read_samples(path)
+    kernels = predictions.low_field_kernels(s, "1.500")
+    assert kernels[0].lineshape == "gaussian"
+    assert_allclose(kernels[0].added_fwhm_px, [2 * np.sqrt(2 * np.log(2)) / 1.5] * 2)
+    x_lr = s.extra["x_lr"][0]
+    assert_array_equal(predictions.apply_method("lorentz_gauss", x_lr, kernels, {"g2_ratio": 1.0}), x_lr)
+
+
+def test_parameters_are_chosen_on_validation_and_used(tmp_path):
+    path, x, _, _ = _tiny_testset(tmp_path, "physical")
+    grid = {"wiener": {"balance": [1e-4, 10.0]}, "lorentz_gauss": {"g2_ratio": [0.5, 2.0]},
+            "peak_fit": {"alpha": [3.0], "lineshape": ["lorentzian"]}}
+    chosen = predictions.choose_parameters(path, ["identity", "wiener", "lorentz_gauss", "peak_fit"], grid=grid)
+    assert chosen["_pairs"] == 4
+    # noise-free pairs: the weak regularizer wins; every grid point is recorded with its MSE
+    assert chosen["wiener"]["chosen"] == {"balance": 1e-4}
+    assert [r["params"]["balance"] for r in chosen["wiener"]["scores"]] == [1e-4, 10.0]
+    # noise-free Lorentzians: the peak fit beats identity
+    identity_mse = chosen["identity"]["scores"][0]["mse"]
+    assert chosen["peak_fit"]["scores"][0]["mse"] < 0.2 * identity_mse
+    params_json = tmp_path / "classical_params.json"
+    params_json.write_text(__import__("json").dumps({"methods": {k: v for k, v in chosen.items() if k != "_pairs"}}))
+    out = {"1.500": tmp_path / "p1.h5", "2.250": tmp_path / "p2.h5"}
+    predictions.classical_files("wiener", path, out, params_json=params_json)
+    written = read_samples(out["2.250"])
+    assert written.attrs["params"] == {"balance": 1e-4}
+    assert "physical model" in written.attrs["kernel"]
+    assert np.mean((written.x - x) ** 2) < 0.5 * np.mean((read_samples(path).extra["x_lr"][1] - x) ** 2)

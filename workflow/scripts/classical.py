@@ -1,4 +1,4 @@
-"""Run a non-learned method on one test set for every factor."""
+"""Run a non-learned method on one test set for every factor, with the parameters chosen on validation."""
 import logging
 import sys
 
@@ -12,4 +12,5 @@ classical_files(
     snakemake.input.testset,
     dict(zip(snakemake.params.factors, snakemake.output)),
     degrade=snakemake.params.degrade,
+    params_json=snakemake.input.params,
 )
