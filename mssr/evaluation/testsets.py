@@ -17,12 +17,24 @@ Two kinds exist:
     same ppm grid: independent of the frequency-domain low-field models. The test split's proteins
     come first; where they are fewer than ``n_proteins``, held-out RefDB proteins are added that
     the data set never rendered (in no split, so never in training).
+``real``
+    Measured spectra (:mod:`mssr.data.real`): the 800.30 MHz 1H-15N HSQC planes of protein L (4)
+    and Ddx4 (6) from peakipy's sdist, each preprocessed like training data (resized to S x S,
+    divided by its max |x|) as the truth, and broadened on that grid to ``800.30 / f`` MHz by the
+    physical model (:func:`mssr.degrade.simulate`) with the plane's own linewidths, measured on
+    its native grid (:func:`mssr.evaluation.realpairs.measured_linewidths_hz`) and fixed in Hz,
+    and its own noise (robust SD / max on the S x S grid), so that the S/N falls as f^1.5 for
+    lines of equal width in Hz. Each header's ``meta['physical_params']`` holds the model's
+    parameters besides the axes, so ``simulate_physical_info(f, axes=<header axes>,
+    **meta['physical_params'])`` gives that spectrum's kernel.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import tempfile
+import zlib
 from fractions import Fraction
 from pathlib import Path
 
@@ -177,9 +189,134 @@ def build_physical(assignment_json, manifest_csv, out_h5, *, factors, size: int,
     return write_samples(out_h5, x, headers, attrs=attrs, extra={"x_lr": x_lr})
 
 
+REAL_LINESHAPE = "lorentzian"
+"""Line shape of the measured planes' broadening (relaxation: Lorentzian widths add)."""
+
+
+def _validate_planes(planes) -> dict[str, list[int]] | None:
+    from mssr.data.real import REAL_SERIES
+
+    if planes is None:
+        return None
+    if not isinstance(planes, dict):
+        raise TypeError(f"planes must be a mapping protein -> plane indices or None, got {type(planes).__name__}")
+    unknown = sorted(set(planes) - set(REAL_SERIES))
+    if unknown:
+        raise ValueError(f"planes names unknown proteins {unknown}; the series are {list(REAL_SERIES)}")
+    out = {}
+    for protein, indices in planes.items():
+        if isinstance(indices, (str, bytes)) or not hasattr(indices, "__iter__"):
+            raise TypeError(f"planes[{protein!r}] must be a list of plane indices, got {indices!r}")
+        indices = list(indices)
+        for i in indices:
+            if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or i < 0:
+                raise ValueError(f"planes[{protein!r}] must hold ints >= 0, got {i!r}")
+        out[protein] = sorted({int(i) for i in indices})
+    if not any(out.values()):
+        raise ValueError("planes selects no plane")
+    return out
+
+
+def real_sample_id(protein: str, plane: int) -> int:
+    """Stable id of a measured plane for seeding its inputs (CRC-32 of ``'protein/plane'``)."""
+    return zlib.crc32(f"{protein}/{int(plane)}".encode())
+
+
+def real_sample(plane_spectrum, *, size: int):
+    """The truth of one measured plane on the S x S grid and its physical-model parameters.
+
+    Parameters
+    ----------
+    plane_spectrum : Spectrum
+        A measured 2D plane (15N x 1H) on its native grid.
+    size : int
+        S, pixels.
+
+    Returns
+    -------
+    truth : Spectrum
+        :func:`mssr.data.preprocess.preprocess` of the plane (S x S, max |x| = 1, ``meta['scale']``).
+    params : dict
+        ``linewidths`` (nucleus -> FWHM in Hz, measured on the native plane, fixed in Hz),
+        ``sigma_high`` (robust noise SD / max |x| of ``truth``), ``lineshape``: with
+        ``axes=truth.axes`` the keyword parameters of :func:`mssr.degrade.simulate` (physical).
+    """
+    from mssr.evaluation import realpairs
+
+    widths_hz = realpairs.measured_linewidths_hz(plane_spectrum)
+    truth = preprocess.preprocess(plane_spectrum, size=size)
+    data = np.asarray(truth.data, dtype=np.float64)
+    params = {
+        "linewidths": {ax.nucleus: float(w) for ax, w in zip(plane_spectrum.axes, widths_hz)},
+        "sigma_high": realpairs.noise_sd(data) / float(np.max(np.abs(data))),
+        "lineshape": REAL_LINESHAPE,
+    }
+    return truth, params
+
+
+def build_real(out_h5, *, factors, size: int, seed: int = 0, planes=None, cache=None) -> Path:
+    """Broaden the measured 800 MHz planes to ``800.30 / f`` MHz on the S x S grid, for every ``f``.
+
+    Parameters
+    ----------
+    out_h5 : path
+        Test-set file to write.
+    factors : sequence
+        Table-1 factors (values or labels).
+    size : int
+        S, pixels.
+    seed : int
+        Seed of the low-field noise; plane ``(protein, k)`` at factor ``f`` draws from
+        :func:`mssr.degrade.sample_rng` ``(seed, f, real_sample_id(protein, k))``, so a subset of
+        planes or factors reproduces the same inputs.
+    planes : dict, optional
+        ``protein -> plane indices`` (default: every plane of both series).
+    cache : path, optional
+        Folder of the checksummed peakipy sdist (default :func:`mssr.data.real.default_cache`).
+    """
+    from mssr.data import real
+
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 2:
+        raise ValueError(f"size must be an int >= 2, got {size!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    fs = _factor_list(factors)
+    planes = _validate_planes(planes)
+    sdist = real.fetch_peakipy_sdist(cache)
+    with tempfile.TemporaryDirectory(prefix="mssr-real-") as tmp:
+        measured = real.read_real_planes(real.extract_series(sdist, tmp), planes=planes)
+    if planes is not None:
+        found = {(p.protein, p.plane) for p in measured}
+        missing = [f"{protein}[{k}]" for protein, ks in planes.items() for k in ks if (protein, k) not in found]
+        if missing:
+            raise ValueError(f"planes: no such measured plane {', '.join(missing)}")
+    truths, headers, lows = [], [], []
+    for item in measured:
+        truth, params = real_sample(item.spectrum, size=size)
+        sample_id = real_sample_id(item.protein, item.plane)
+        x0 = np.asarray(truth.data, dtype=np.float64)
+        lows.append([degrade.simulate(x0, float(f), model="physical", rng=degrade.sample_rng(seed, f, sample_id),
+                                      axes=truth.axes, input_noise=True, **params) for f in fs])
+        meta = {"protein": item.protein, "plane": item.plane, "experiment": "hsqc_15n", "origin": "measured",
+                "source": f"{real.PEAKIPY_SDIST}:{real.REAL_SERIES[item.protein]}", "sample_id": sample_id,
+                "physical_params": params}
+        truths.append(truth.data)
+        headers.append(truth.with_data(truth.data, **meta).header())
+    x = np.stack(truths).astype(np.float32)
+    x_lr = np.stack(lows, axis=1).astype(np.float32)  # (F, N, S, S)
+    high_mhz = float(measured[0].spectrum.axes[1].field_mhz)
+    attrs = {"testset": "real", "factors": [factor_label(f) for f in fs], "experiment": "hsqc_15n",
+             "high_mhz": high_mhz, "seed": seed, "size": int(size), "model": "physical",
+             "proteins": [m.protein for m in measured], "planes": [m.plane for m in measured],
+             "source": real.PEAKIPY_SDIST, "sha256": real.PEAKIPY_SDIST_SHA256}
+    log.info("real test set: %d measured planes of %s x %d factors", len(measured),
+             ", ".join(sorted({m.protein for m in measured})), len(fs))
+    return write_samples(out_h5, x, headers, attrs=attrs, extra={"x_lr": x_lr})
+
+
 def build_testset(kind: str, test_h5, out_h5, *, factors, degrade: dict, data: dict, assignment=None,
                   manifest=None) -> Path:
-    """Build the test set ``kind`` ('blur' or 'physical') from the pipeline's config sections."""
+    """Build the test set ``kind`` ('blur', 'physical' or 'real') from the pipeline's config sections."""
     if kind == "blur":
         params = degrade_params(degrade)
         return build_blur(test_h5, out_h5, factors=factors, model=degrade.get("model", "paper"),
@@ -188,7 +325,11 @@ def build_testset(kind: str, test_h5, out_h5, *, factors, degrade: dict, data: d
         section = dict(data.get("physical_testset") or {})
         return build_physical(assignment, manifest, out_h5, factors=factors, size=data["size"],
                               seed=degrade.get("test_seed", 0), **section)
-    raise ValueError(f"testset must be 'blur' or 'physical', got {kind!r}")
+    if kind == "real":
+        section = dict(data.get("real_testset") or {})
+        section.pop("enabled", None)
+        return build_real(out_h5, factors=factors, size=data["size"], seed=degrade.get("test_seed", 0), **section)
+    raise ValueError(f"testset must be 'blur', 'physical' or 'real', got {kind!r}")
 
 
 def read_testset(path):
@@ -208,4 +349,5 @@ def factor_inputs(path, factor):
     return x, x_lr[labels.index(label)], s
 
 
-__all__ = ["build_blur", "build_physical", "build_testset", "factor_inputs", "physical_proteins", "read_testset"]
+__all__ = ["build_blur", "build_physical", "build_real", "build_testset", "factor_inputs", "physical_proteins",
+           "read_testset", "real_sample", "real_sample_id"]

@@ -63,7 +63,8 @@ rule split:
 
 
 rule testset:
-    """Low-field inputs of the test set, computed once per (spectrum, factor) and shared by every method."""
+    """Low-field inputs of the test set, computed once per (spectrum, factor) and shared by every method
+    (``real``: the measured planes of peakipy's sdist, fetched into the cache, broadened physically)."""
     input:
         test=rules.split.output.test,
         assignment=rules.split.output.assignment,
