@@ -32,6 +32,9 @@ if _unknown_heldout:
         f"config continuous.heldout: {', '.join(_unknown_heldout)} not among the run's factors ({', '.join(FACTORS)})"
     )
 TESTSETS = ["blur", "physical"] if config["data"]["source"] == "demo" else ["blur"]
+# Measured 800 MHz planes broadened physically (peakipy's sdist): independent of the data source.
+if (config["data"].get("real_testset") or {}).get("enabled", False):
+    TESTSETS.append("real")
 
 wildcard_constraints:
     factor=r"\d\.\d{3}",
