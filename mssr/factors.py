@@ -135,3 +135,52 @@ def format_table1() -> str:
         )
     lines.append(f"{len(FIELD_PAIRS)} field pairs, {len(FACTORS)} unique factors (3/2 occurs twice).")
     return "\n".join(lines)
+
+
+def factors_on_host(factors, n: int | None = None, *, sequences: bool = True):
+    """Upscaling factors, one per spectrum, checked and returned as a float64 CPU tensor of shape (n,).
+
+    Factors are per-sample metadata: they are checked on the host, where the sampling and
+    training loops keep them.
+
+    Parameters
+    ----------
+    factors : torch.Tensor or sequence of float
+        ``high MHz / low MHz`` of each spectrum (dimensionless, finite, >= 1).
+    n : int, optional
+        The number of spectra; None: any 1-D length.
+    sequences : bool
+        Accept a sequence of numbers as well as a tensor.
+
+    Returns
+    -------
+    torch.Tensor
+        float64, shape (n,), on the CPU.
+
+    Raises
+    ------
+    TypeError
+        If ``factors`` is not a real tensor (or, with ``sequences``, a sequence of numbers).
+    ValueError
+        If its shape is not (n,) or a factor is not finite or is below 1.
+    """
+    import numpy as np
+    import torch
+
+    if isinstance(factors, torch.Tensor):
+        if factors.dtype == torch.bool or factors.is_complex():
+            raise TypeError(f"factors must be a real tensor, got dtype {factors.dtype}")
+        host = factors.detach().to("cpu", torch.float64)
+    elif not sequences:
+        raise TypeError(f"factors must be a torch.Tensor, got {type(factors).__name__}")
+    else:
+        try:
+            host = torch.as_tensor(np.asarray(factors, dtype=np.float64))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"factors must be a sequence of numbers, got {type(factors).__name__}") from exc
+    if host.ndim != 1 or (n is not None and host.shape[0] != n):
+        wanted = "B" if n is None else n
+        raise ValueError(f"factors must have shape ({wanted},) (one per spectrum), got {tuple(host.shape)}")
+    if not torch.isfinite(host).all() or (host < 1.0).any():
+        raise ValueError(f"factors must be finite and >= 1 (high MHz / low MHz), got {host.tolist()}")
+    return host

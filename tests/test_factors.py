@@ -49,3 +49,25 @@ def test_cli_prints_table1(capsys):
     assert main(["factors"]) == 0
     out = capsys.readouterr().out
     assert "paper prints 1.78" in out and "15 field pairs, 14 unique factors" in out
+
+
+def test_factors_on_host_checks_and_returns_float64_on_the_cpu():
+    import numpy as np
+    import torch
+
+    from mssr.factors import factors_on_host
+
+    out = factors_on_host([1.5, 2], 2)
+    assert out.dtype == torch.float64 and out.device.type == "cpu" and out.tolist() == [1.5, 2.0]
+    assert factors_on_host(torch.tensor([1.25], dtype=torch.float32)).tolist() == [1.25]
+    assert factors_on_host(np.array([2.25, 1.0])).tolist() == [2.25, 1.0]
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        factors_on_host([1.5, 2.0], 3)
+    with pytest.raises(ValueError, match=">= 1"):
+        factors_on_host([0.5])
+    with pytest.raises(ValueError, match="finite"):
+        factors_on_host([float("nan")])
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        factors_on_host([1.5], sequences=False)
+    with pytest.raises(TypeError, match="real tensor"):
+        factors_on_host(torch.tensor([True]))

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from mssr import _validate
+from mssr.factors import factors_on_host
 
 Schedule = Literal["linear", "scaled_linear", "cosine"]
 Prediction = Literal["epsilon"]
@@ -146,21 +147,6 @@ def _validate_spectra(name: str, x, *, like: torch.Tensor | None = None) -> None
         )
 
 
-def _validate_factors(factors, n: int) -> torch.Tensor:
-    if isinstance(factors, torch.Tensor):
-        host = factors.detach().to("cpu", torch.float64)
-    else:
-        try:
-            host = torch.as_tensor(np.asarray(factors, dtype=np.float64))
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"factors must be a sequence of numbers, got {type(factors).__name__}") from exc
-    if host.shape != (n,):
-        raise ValueError(f"factors must have shape ({n},) (one per spectrum), got {tuple(host.shape)}")
-    if not torch.isfinite(host).all() or (host < 1.0).any():
-        raise ValueError(f"factors must be finite and >= 1 (high MHz / low MHz), got {host.tolist()}")
-    return host
-
-
 def _validate_generator(generator, device: torch.device) -> None:
     if generator is None:
         return
@@ -276,7 +262,7 @@ class Diffusion:
         """
         _validate_spectra("x0", x0)
         _validate_spectra("x_lr", x_lr, like=x0)
-        factors = _validate_factors(factors, x0.shape[0])
+        factors = factors_on_host(factors, x0.shape[0])
         _validate_generator(generator, x0.device)
         t = torch.randint(0, self.timesteps, (x0.shape[0],), generator=generator, device=x0.device)
         noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
@@ -481,7 +467,7 @@ class Diffusion:
         """
         _validate_spectra("x_lr", x_lr)
         n, _, height, width = x_lr.shape
-        factors = _validate_factors(factors, n)
+        factors = factors_on_host(factors, n)
         _validate.positive_int("repeats", repeats)
         _validate.positive_int("batch_size", batch_size)
         device = x_lr.device

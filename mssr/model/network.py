@@ -35,7 +35,7 @@ from torch import nn
 
 from mssr import _validate
 from mssr.atomic import atomic_path
-from mssr.factors import FACTORS, factor_to_class
+from mssr.factors import FACTORS, factor_to_class, factors_on_host
 from mssr.provenance import sha256_file
 
 Conditioning = Literal["class", "continuous", "none"]
@@ -343,22 +343,6 @@ def continuous_label(factors: torch.Tensor) -> torch.Tensor:
     return (CONTINUOUS_SCALE * torch.log(factors.to(torch.float64))).to(torch.float32)
 
 
-def _validate_factors(factors, batch: int | None = None) -> torch.Tensor:
-    """Check ``factors`` and return them as float64 on the host."""
-    if not isinstance(factors, torch.Tensor):
-        raise TypeError(f"factors must be a torch.Tensor, got {type(factors).__name__}")
-    if factors.ndim != 1 or (batch is not None and factors.shape[0] != batch):
-        wanted = "B" if batch is None else batch
-        raise ValueError(f"factors must have shape ({wanted},) (one per sample), got {tuple(factors.shape)}")
-    if factors.dtype == torch.bool or factors.is_complex():
-        raise TypeError(f"factors must be a real tensor, got dtype {factors.dtype}")
-    # Checked on the host: factors are per-sample metadata and live on the CPU in the hot loops.
-    host = factors.detach().to("cpu", torch.float64)
-    if not torch.isfinite(host).all() or (host < 1.0).any():
-        raise ValueError(f"factors must be finite and >= 1 (high MHz / low MHz), got {host.tolist()}")
-    return host
-
-
 class NoisePredictor(nn.Module):
     """``eps = predict(x_t, x_lr, t, factors)``: the UNet with the factor turned into its conditioning.
 
@@ -433,7 +417,7 @@ class NoisePredictor(nn.Module):
         ValueError
             For 'class', if a factor is not one of the 14 Table-1 factors (within 5e-4).
         """
-        return self._condition(_validate_factors(factors))
+        return self._condition(factors_on_host(factors, sequences=False))
 
     def _condition(self, host: torch.Tensor) -> torch.Tensor | None:
         if self.conditioning == "none":
@@ -466,7 +450,7 @@ class NoisePredictor(nn.Module):
             Predicted noise, shape (B, 1, H, W), in the dtype of ``x_t``.
         """
         _validate_spectra(x_t, x_lr, self.unet.config.block_out_channels)
-        labels = self._device_labels(_validate_factors(factors, x_t.shape[0]), x_t.device)
+        labels = self._device_labels(factors_on_host(factors, x_t.shape[0], sequences=False), x_t.device)
         sample = torch.cat([x_t, x_lr], dim=1).to(self.unet.dtype)
         if self.channels_last:
             sample = sample.contiguous(memory_format=torch.channels_last)
