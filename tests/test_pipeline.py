@@ -32,6 +32,20 @@ RANGES = {
     "ssim": (-1.0, 1.0),
 }
 
+# Metrics whose fill where no peak pair matched is -inf (mssr.evaluation.metrics.NO_MATCH_WORST);
+# every other metric is finite (a prediction without peaks has hallucination_ratio 1).
+MAY_BE_MINUS_INF = ("peak_r2",)
+
+TESTSETS = {"blur", "physical", "real"}
+
+
+def _assert_metric_values(df: pd.DataFrame, where: str) -> None:
+    values = df[list(METRIC_NAMES)]
+    finite = values.drop(columns=list(MAY_BE_MINUS_INF))
+    assert np.isfinite(finite.to_numpy()).all(), f"{where}: non-finite values"
+    for name in MAY_BE_MINUS_INF:
+        assert not df[name].isna().any() and (df[name] < np.inf).all(), f"{where}: {name} NaN or +inf"
+
 
 def _snakemake(workdir: Path, *args, check=True, timeout=1500):
     cmd = SNAKEMAKE + ["-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--configfile",
@@ -43,10 +57,13 @@ def _snakemake(workdir: Path, *args, check=True, timeout=1500):
 
 
 @pytest.fixture(scope="module")
-def micro_run(tmp_path_factory):
+def micro_run(tmp_path_factory, peakipy_sdist):
     workdir = tmp_path_factory.mktemp("micro")
     shutil.copy(ROOT / "config.yaml", workdir / "config.yaml")
-    shutil.copy(ROOT / "tests" / "data" / "micro.yaml", workdir / "micro.yaml")
+    micro = yaml.safe_load((ROOT / "tests" / "data" / "micro.yaml").read_text())
+    # the real test set reads the sdist the tests already fetched and checksummed
+    micro["data"]["real_testset"]["cache"] = str(peakipy_sdist.parent)
+    (workdir / "micro.yaml").write_text(yaml.safe_dump(micro))
     _snakemake(workdir, "--cores", "2")
     return workdir
 
@@ -58,9 +75,8 @@ def test_metrics_table_has_every_method_factor_and_finite_values_in_range(micro_
         assert column in df.columns
     assert set(df["method"]) == {"mssr", "baseline", "identity", "richardson_lucy", "wiener"}
     assert sorted(df["factor"].round(6).unique()) == sorted(round(float(f), 6) for f in FACTORS)
-    assert set(df["testset"]) == {"blur", "physical"}
-    values = df[list(METRIC_NAMES)]
-    assert np.isfinite(values.to_numpy()).all()
+    assert set(df["testset"]) == TESTSETS
+    _assert_metric_values(df, "metrics.csv")
     for name, (lo, hi) in RANGES.items():
         assert df[name].between(lo, hi).all(), name
     # Every method is scored on the same spectra for every factor.
@@ -78,11 +94,22 @@ def test_outputs_models_and_rerun_is_a_no_op(micro_run):
     assert len(list(out.glob("models/baseline_*/model.safetensors"))) == 14
     for table in ("heldout", "samplers"):
         df = pd.read_csv(out / f"tables/{table}.csv")
-        assert len(df) and np.isfinite(df[list(METRIC_NAMES)].to_numpy()).all(), table
+        assert len(df), table
+        _assert_metric_values(df, f"{table}.csv")
     held = pd.read_csv(out / "tables/heldout.csv")
     assert set(held.loc[~held["table1"], "method"]) <= {"mssr_continuous", "identity", "richardson_lucy"}
     summary = pd.read_csv(out / "tables/summary.csv")
     assert {"mean", "ci_low", "ci_high", "n"} <= set(summary.columns)
+    assert set(summary["testset"]) == TESTSETS
+    paired = pd.read_csv(out / "tables/paired.csv")
+    assert set(paired["testset"]) == TESTSETS
+    # the real test set: 4 planes of 2 proteins in the micro config, so its CIs by protein exist
+    real = summary[(summary["testset"] == "real") & summary["metric"].isin(METRIC_NAMES)]
+    assert set(real["n"]) == {4}
+    real_paired = paired[(paired["testset"] == "real") & paired["metric"].isin(METRIC_NAMES)]
+    assert len(real_paired) and set(real_paired["n_proteins"]) == {2}
+    real_truths = pd.read_csv(out / "tables/metrics.csv").query("testset == 'real'")
+    assert set(real_truths["protein"]) == {"protein_L", "Ddx4"}
     proc = _snakemake(micro_run, "--cores", "2", "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
 

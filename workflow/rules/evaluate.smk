@@ -34,7 +34,7 @@ rule tables:
         markdown=f"{OUT}/tables/summary.md",
         table1_md=f"{OUT}/tables/table1.md",
         table1=report(f"{OUT}/tables/table1.csv", caption="../report/table1.rst", category="Tables"),
-        paired=report(f"{OUT}/tables/paired.csv", caption="../report/summary.rst", category="Tables"),
+        paired=report(f"{OUT}/tables/paired.csv", caption="../report/paired.rst", category="Tables"),
         paired_md=f"{OUT}/tables/paired.md",
     params:
         bootstrap=config["metrics"]["bootstrap"],
