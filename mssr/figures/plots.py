@@ -706,8 +706,3 @@ def plot_loss_curves(history: pd.DataFrame, out_path, *, dpi: int = _DPI) -> Pat
     out_path = png_path(out_path)
     dpi = _validate.positive_int("dpi", dpi)
     return save_figure(_figure_loss_curves(history), out_path, dpi)
-
-
-# Private names still called by mssr.enhance.run (owned elsewhere); to be removed once it calls the
-# public ones.
-_draw_contours, _set_nmr_axes, _ppm_edges, _save = draw_contours, set_nmr_axes, ppm_edges, save_figure
