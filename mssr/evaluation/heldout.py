@@ -51,7 +51,7 @@ from mssr.evaluation.scoring import metric_options
 from mssr.evaluation.tables import METRICS, summarize
 from mssr.evaluation.testsets import read_testset
 from mssr.factors import FACTOR_LABELS, FACTORS, as_factor, factor_label
-from mssr.figures.plots import figure_metrics_vs_factor, png_path, save_figure
+from mssr.figures.plots import figure_metrics_vs_factor, frame_with_columns, png_path, save_figure
 from mssr.model.sample import Enhancer, SampleConfig
 
 log = logging.getLogger(__name__)
@@ -530,11 +530,7 @@ def plot_heldout(df: pd.DataFrame, out_path, *, metrics: Sequence[str] = METRICS
     Path
         ``out_path``.
     """
-    if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}")
-    missing = [c for c in ("method", "factor", "table1", "heldout") if c not in df.columns]
-    if missing:
-        raise ValueError(f"df lacks the column(s) {missing}; pass the output of heldout_table")
+    df = frame_with_columns("df (the output of heldout_table)", df, ("method", "factor", "table1", "heldout"))
     out_path = png_path(out_path)
     summary = summarize(df, by=("method", "factor"), metrics=list(metrics), n_boot=n_boot, seed=seed)
     methods = [m for m in HELDOUT_METHODS if m in set(df["method"])]

@@ -28,7 +28,7 @@ from mssr.evaluation.scoring import metric_options, sweep_factors
 from mssr.evaluation.tables import summarize
 from mssr.evaluation.testsets import read_testset
 from mssr.factors import as_factor
-from mssr.figures.plots import METRIC_LABELS, png_path, save_figure
+from mssr.figures.plots import METRIC_LABELS, frame_with_columns, png_path, save_figure
 from mssr.model.diffusion import SAMPLERS, Sampler
 from mssr.model.sample import SampleConfig
 
@@ -224,9 +224,6 @@ def sampler_table(model, testset_h5, *, samplers: Mapping, sample: Mapping, metr
 
 
 def _figure_samplers(df: pd.DataFrame, metrics: Sequence[str], n_boot: int, seed: int) -> Figure:
-    missing = [c for c in ("variant", "seconds", *metrics) if c not in df.columns]
-    if missing:
-        raise ValueError(f"df lacks the column(s) {missing}; pass the output of sampler_table")
     order = list(dict.fromkeys(df["variant"]))
     summary = summarize(df, by=("variant",), metrics=list(metrics), n_boot=n_boot, seed=seed)
     seconds = df.groupby("variant")["seconds"].mean()
@@ -276,8 +273,7 @@ def plot_samplers(df: pd.DataFrame, out_path, *, metrics: Sequence[str] = SAMPLE
     Path
         ``out_path``.
     """
-    if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}")
+    df = frame_with_columns("df (the output of sampler_table)", df, ("variant", "seconds", *metrics))
     out_path = png_path(out_path)
     return save_figure(_figure_samplers(df, list(metrics), n_boot, seed), out_path, dpi)
 

@@ -116,7 +116,8 @@ def png_path(out_path) -> Path:
     return out_path
 
 
-def _validate_frame_columns(name: str, df, columns: Sequence[str]) -> pd.DataFrame:
+def frame_with_columns(name: str, df, columns: Sequence[str]) -> pd.DataFrame:
+    """``df`` if it is a DataFrame holding ``columns``; TypeError/ValueError naming ``name`` and what is missing."""
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"{name} must be a pandas DataFrame, got {type(df).__name__}")
     missing = [c for c in columns if c not in df.columns]
@@ -391,7 +392,7 @@ def _single_valued_groups(summary: pd.DataFrame, used: Sequence[str], name: str)
 
 def figure_metrics_vs_factor(summary, metrics, *, methods=None) -> Figure:
     """The figure of :func:`plot_metrics_vs_factor`, not yet written (callers may annotate it)."""
-    summary = _validate_frame_columns("summary", summary, ("method", "factor", "metric", "mean", "ci_low", "ci_high"))
+    summary = frame_with_columns("summary", summary, ("method", "factor", "metric", "mean", "ci_low", "ci_high"))
     if isinstance(metrics, str) or not isinstance(metrics, Sequence) or not metrics:
         raise TypeError(f"metrics must be a non-empty list of metric names, got {metrics!r}")
     missing = [m for m in metrics if m not in set(summary["metric"])]
@@ -466,7 +467,7 @@ def plot_metrics_vs_factor(
 def _figure_steps_sweep(df, *, metric: str = "mse", n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> Figure:
     if not isinstance(metric, str):
         raise TypeError(f"metric must be a str, got {type(metric).__name__}")
-    df = _validate_frame_columns("df", df, ("steps", "repeats", metric))
+    df = frame_with_columns("df", df, ("steps", "repeats", metric))
     if "method" in df.columns and df["method"].nunique() > 1:
         raise ValueError(f"df holds several methods {sorted(df['method'].unique())}; select one first")
     summary = summarize(df, n_boot=n_boot, ci=ci, seed=seed, by=("repeats", "steps"), metrics=[metric])
@@ -653,7 +654,7 @@ def _figure_loss_curves(history) -> Figure:
     x_col = "step" if "step" in history.columns else "epoch" if "epoch" in history.columns else None
     if x_col is None:
         raise ValueError(f"history needs a 'step' or 'epoch' column; it has {list(history.columns)}")
-    _validate_frame_columns("history", history, (x_col, "loss"))
+    frame_with_columns("history", history, (x_col, "loss"))
     if history.empty:
         raise ValueError("history has no rows")
     loss_cols = [c for c in ("loss", "val_loss") if c in history.columns]
