@@ -194,7 +194,7 @@ def test_paper_kernel_is_the_gaussian_and_lorentz_gauss_leaves_it(tmp_path):
 def test_parameters_are_chosen_on_validation_and_used(tmp_path):
     path, x, _, _ = _tiny_testset(tmp_path, "physical")
     grid = {"wiener": {"balance": [1e-4, 10.0]}, "lorentz_gauss": {"g2_ratio": [0.5, 2.0]},
-            "peak_fit": {"alpha": [3.0], "lineshape": ["lorentzian"]}}
+            "peak_fit": {"alpha": [3.0], "keep_residual": [False]}}
     chosen = predictions.choose_parameters(path, ["identity", "wiener", "lorentz_gauss", "peak_fit"], grid=grid)
     assert chosen["_pairs"] == 4
     # noise-free pairs: the weak regularizer wins; every grid point is recorded with its MSE

@@ -149,3 +149,16 @@ def test_fit_peaks_rejects_bad_options():
         classical.fit_peaks(_two_peaks(), max_peaks=2.5)
     with pytest.raises(ValueError, match="alpha"):
         classical.fit_peaks(_two_peaks(), alpha=-1.0)
+
+
+def test_keep_residual_leaves_what_was_not_fitted():
+    x = _two_peaks()
+    x[40:, :] += 0.004  # a weak flat shelf below the threshold: no peak
+    added = (1.5, 2.0)
+    dropped = classical.peak_fit(x, added_fwhm_px=added, alpha=3.0)
+    kept = classical.peak_fit(x, added_fwhm_px=added, alpha=3.0, keep_residual=True)
+    # what differs is the residual: the shelf the fit did not model
+    assert_allclose(kept[44:, 5:20] - dropped[44:, 5:20], 0.004, atol=3e-4)
+    assert np.abs(dropped[44:, 5:20]).max() < 0.002
+    # the fitted peaks are narrowed the same way in both
+    assert_allclose(kept[15:28, 25:40], dropped[15:28, 25:40], atol=0.01)

@@ -34,7 +34,7 @@ from mssr.data.store import write_samples
 from mssr.evaluation import classical
 from mssr.evaluation.testsets import build_testset, read_testset
 from mssr.factors import as_factor, factor_label
-from mssr.spectrum import Axis
+from mssr.spectrum import GYROMAGNETIC_RATIO_TO_1H, Axis
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,8 @@ PARAMETER_GRID: dict[str, dict[str, list]] = {
     # g2 = g2_ratio x g1 per axis (NMR_NOTES: g2 of 1.25-4 x g1); the window's largest gain is
     # exp(1 / (1.44 g2_ratio^2)): 16 at 0.5, 2 at 1, 1.36 at 1.5
     "lorentz_gauss": {"g2_ratio": [0.5, 0.75, 1.0, 1.5, 2.0, 3.0]},
-    "peak_fit": {"alpha": [4.0, 8.0], "lineshape": ["lorentzian", "gaussian"]},
+    # the fitted shape is the kernel's (Lorentzian under the physical models, Gaussian under the paper's)
+    "peak_fit": {"alpha": [4.0, 8.0], "keep_residual": [False, True]},
 }
 """Values scored on the validation pairs; the lowest mean MSE wins."""
 
@@ -57,7 +58,7 @@ DEFAULT_PARAMETERS: dict[str, dict] = {
     "wiener": {"balance": 0.01},
     "richardson_lucy": {"iterations": 30},
     "lorentz_gauss": {"g2_ratio": 1.5},
-    "peak_fit": {"alpha": 5.0, "lineshape": "lorentzian"},
+    "peak_fit": {"alpha": 5.0, "keep_residual": False},
 }
 """Used only when no parameter file is given (tests, ad-hoc calls); the pipeline always chooses."""
 
@@ -131,17 +132,32 @@ def deconvolution_kernel(factor: float, shape, degrade_cfg: dict, *, header: dic
 
 
 @lru_cache(maxsize=None)
-def _rendered_linewidths(protein: str, experiment: str, high_mhz: float, low_mhz: float) -> tuple:
-    """Processed linewidths of the time-domain renderer for one protein, per nucleus, as Linewidth models."""
+def _rendered_linewidths(protein: str, experiment: str, high_mhz: float, low_mhz: float) -> tuple[dict, dict]:
+    """Processed FWHM (Hz) per nucleus of the time-domain renderer's lines at the two fields."""
     from mssr.data import timedomain
 
     table = synthetic.protein_table(synthetic.load_refdb(), protein)
     # the renderer's mass rule: 110 Da per standard residue (mssr.data.synthetic)
     mass_kda = int(table["aa"].isin(synthetic.STANDARD_AA).sum()) * synthetic.DALTON_PER_RESIDUE / 1000.0
-    low = timedomain.processed_fwhm_hz(experiment, low_mhz, mass_kda=mass_kda)
-    high = timedomain.processed_fwhm_hz(experiment, high_mhz, mass_kda=mass_kda)
-    # LW(B) = dipolar + csa B^2 through the two fields: exact at both, which is all the kernel uses
-    return tuple((n, degrade.Linewidth.from_two_fields(low_mhz, low[n], high_mhz, high[n])) for n in high)
+    return (timedomain.processed_fwhm_hz(experiment, low_mhz, mass_kda=mass_kda),
+            timedomain.processed_fwhm_hz(experiment, high_mhz, mass_kda=mass_kda))
+
+
+def _equivalent_fixed_widths(axes, high_mhz: float, low_mhz: float, low_hz: dict, high_hz: dict) -> dict:
+    """Field-independent widths (Hz) per nucleus whose physical-model broadening equals the one
+    from ``high_hz`` at ``high_mhz`` to ``low_hz`` at ``low_mhz`` (clamped at 0).
+
+    The added FWHM is ``(W_low / MHz_X,low - W_high / MHz_X,high) / (ppm per px)``; a fixed width
+    ``d`` gives ``d (1 / MHz_X,low - 1 / MHz_X,high) / (ppm per px)``. (A processed width may fall
+    with the field, which :class:`mssr.degrade.Linewidth` cannot express.)
+    """
+    fixed = {}
+    for axis in axes:
+        gamma = GYROMAGNETIC_RATIO_TO_1H[axis.nucleus]
+        inv_low, inv_high = 1.0 / (low_mhz * gamma), 1.0 / (high_mhz * gamma)
+        added_ppm = low_hz[axis.nucleus] * inv_low - high_hz[axis.nucleus] * inv_high
+        fixed[axis.nucleus] = max(added_ppm / (inv_low - inv_high), 1e-9)
+    return fixed
 
 
 def _physical_kernel(factor: float, axes, shape, info_params: dict, source: str) -> LowFieldKernel:
@@ -205,8 +221,9 @@ def low_field_kernels(testset, factor, *, indices=None) -> list[LowFieldKernel]:
         for i in indices:
             meta = testset.headers[i].get("meta", {})
             experiment = meta.get("experiment", attrs.get("experiment"))
-            linewidths = dict(_rendered_linewidths(meta["protein"], experiment, high_mhz, high_mhz / f))
             axes = tuple(Axis.from_dict(a) for a in testset.headers[i]["axes"])
+            low_hz, high_hz = _rendered_linewidths(meta["protein"], experiment, high_mhz, high_mhz / f)
+            linewidths = _equivalent_fixed_widths(axes, high_mhz, high_mhz / f, low_hz, high_hz)
             params = {"high_mhz": high_mhz, "linewidths": linewidths, "lineshape": "lorentzian"}
             kernels.append(_physical_kernel(f, axes, shape, params, "time-domain renderer's processed linewidths"))
         return kernels
@@ -257,7 +274,8 @@ def apply_method(method: str, x_lr: np.ndarray, kernels, params: dict) -> np.nda
             g1 = k.added_fwhm_px
             out[i] = classical.lorentz_gauss(x, g1_px=g1, g2_px=tuple(params["g2_ratio"] * g for g in g1))
         else:
-            out[i] = classical.peak_fit(x, added_fwhm_px=k.added_fwhm_px, **params)
+            options = {"lineshape": k.lineshape, **params}
+            out[i] = classical.peak_fit(x, added_fwhm_px=k.added_fwhm_px, **options)
     return out
 
 
@@ -270,8 +288,9 @@ def build_validation_pairs(kind: str, val_h5, out_h5, *, factors, degrade: dict,
     """Validation inputs made exactly like the inputs of test set ``kind``, seeded apart from them.
 
     The test-set builder (:func:`mssr.evaluation.testsets.build_testset`) runs on the validation
-    split: for ``blur`` on ``val.h5``; for ``physical`` on the validation proteins (given to the
-    builder as its "test" proteins). The seed is ``degrade.test_seed + 1``. A kind without a
+    split: for ``blur`` on ``val.h5``; for ``physical`` on the validation proteins only (given to
+    the builder as its "test" proteins, with no held-out proteins added: those would be the test
+    set's). The seed is ``degrade.test_seed + 1``. A kind without a
     validation counterpart is replaced by ``blur`` under the ``physical`` model.
 
     Returns
@@ -287,10 +306,15 @@ def build_validation_pairs(kind: str, val_h5, out_h5, *, factors, degrade: dict,
         record = json.loads(Path(assignment).read_text())
         splits = record.get("assignment", record)
         relabelled = {p: ("test" if s == "val" else "train") for p, s in splits.items()}
+        if "test" not in relabelled.values():
+            raise ValueError(f"{assignment}: no protein is assigned to the validation split")
+        # n_proteins = 1: the validation proteins only. A larger minimum would top them up with
+        # held-out RefDB proteins drawn by the same seed as the test set's: test proteins.
+        val_data = {**data, "physical_testset": {**(data.get("physical_testset") or {}), "n_proteins": 1}}
         with tempfile.TemporaryDirectory() as tmp:
             val_assignment = Path(tmp) / "val_as_test.json"
             val_assignment.write_text(json.dumps({"assignment": relabelled}))
-            build_testset("physical", val_h5, out_h5, factors=factors, degrade=val_degrade, data=data,
+            build_testset("physical", val_h5, out_h5, factors=factors, degrade=val_degrade, data=val_data,
                           assignment=val_assignment, manifest=manifest)
     else:
         build_testset("blur", val_h5, out_h5, factors=factors, degrade=val_degrade, data=data,
