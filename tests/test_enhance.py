@@ -428,7 +428,15 @@ def test_existing_output_needs_force(tmp_path, model_dir, capsys):
 
 
 def test_default_model_dir_missing(tmp_path, monkeypatch):
+    from mssr.enhance import models
+
     path, _ = _write_input(tmp_path, "ucsf_2d")
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(FileNotFoundError, match="results/demo/models/mssr"):
+    monkeypatch.setattr(models, "DEFAULT_MODEL_DIR", tmp_path / "not_installed")
+    with pytest.raises(FileNotFoundError, match="shipped model is missing"):
         enhance(path, from_mhz=400, to_mhz=900, **FAST)
+
+
+def test_default_model_is_the_shipped_native_model():
+    from mssr.enhance import models
+
+    assert models.DEFAULT_MODEL_DIR == Path(models.__file__).resolve().parent / "model"

@@ -12,8 +12,9 @@ from mssr.factors import as_factor, factor_label, table1
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL_DIR = Path("results/demo/models/mssr")
-"""Model used when none is given: the demo pipeline's MSSR model (relative to the working directory)."""
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "model"
+"""Model used when none is given: the shipped native-resolution model, installed with the package
+(trained by ``configs/release.yaml``; see the README's "The shipped model")."""
 
 WEIGHTS_FILE = "model.safetensors"  # as mssr.model.network.WEIGHTS_FILE
 CONFIG_FILE = "config.json"  # as mssr.model.network.CONFIG_FILE
@@ -28,7 +29,7 @@ def model_dir_of(model_dir) -> Path:
     if model_dir.is_file():
         model_dir = model_dir.parent
     if not model_dir.exists():
-        hint = (" (the demo pipeline's model: run `bash scripts/demo.sh` first, or give --model DIR)"
+        hint = (" (the shipped model is missing from this installation: reinstall mssr, or give --model DIR)"
                 if model_dir == DEFAULT_MODEL_DIR else "")
         raise FileNotFoundError(f"model_dir (--model): {model_dir} does not exist{hint}")
     for name in (CONFIG_FILE, WEIGHTS_FILE):

@@ -146,4 +146,82 @@ def run(pairs: Sequence[RealPair], *, enhancer=None, sampling=None, methods: Seq
     return pd.DataFrame(rows)
 
 
-__all__ = ["CLASSICAL_GRIDS", "METHODS", "classical_estimate", "measured_linewidths_hz", "run", "tune"]
+
+
+def study(*, model_dir=None, out_csv, out_figure=None, low_mhz: Sequence[float] = (600.0, 400.0),
+          planes: dict | None = None, seed: int = 1234, methods: Sequence[str] = METHODS, cache=None,
+          threads: int | None = None) -> pd.DataFrame:
+    """The ``real`` study end to end: fetch the measured spectra, make the pairs, run and score every method.
+
+    Parameters
+    ----------
+    model_dir : path, optional
+        The native model for 'mssr' (default: the shipped one, :data:`mssr.enhance.models.DEFAULT_MODEL_DIR`).
+    out_csv : path
+        Table of scores (:func:`run`), written atomically.
+    out_figure : path, optional
+        Contours of protein L plane 0 at the lowest field: input, MSSR, the best classical method
+        by MSE, truth (PNG).
+    low_mhz : sequence of float
+        Low fields the 800 MHz truths are broadened to, 1H MHz.
+    planes : dict, optional
+        Planes per protein (default plane 0 of each).
+    seed : int
+        Seed of the low-field noise.
+    methods : sequence of str
+        Methods to run.
+    cache : path, optional
+        Where the peakipy sdist is cached (:func:`mssr.data.real.default_cache`).
+    threads : int, optional
+        CPU threads of torch.
+    """
+    from pathlib import Path
+
+    from mssr.atomic import atomic_path
+    from mssr.config import set_threads
+    from mssr.data.real import extract_series, fetch_peakipy_sdist, read_real_planes
+    from mssr.evaluation.realpairs import make_pair
+
+    set_threads(threads)
+    out_csv = Path(out_csv)
+    sdist = fetch_peakipy_sdist(cache)
+    files = extract_series(sdist, out_csv.parent / "real_spectra")
+    chosen = planes or {name: [0] for name in files}
+    real = read_real_planes(files, planes=chosen)
+    pairs = [make_pair(p.protein, p.plane, p.spectrum, p.spectrum.axes[1].field_mhz / low, seed=seed)
+             for p in real for low in low_mhz]
+    enhancer = None
+    if "mssr" in methods:
+        from mssr.enhance.models import load_enhancer, model_dir_of
+
+        enhancer = load_enhancer(model_dir_of(model_dir), "cpu")
+    table = run(pairs, enhancer=enhancer, methods=methods)
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_csv) as tmp:
+        table.to_csv(tmp, index=False)
+    if out_figure is not None:
+        _figure(pairs, table, enhancer, out_figure, low=min(low_mhz))
+    return table
+
+
+def _figure(pairs, table: pd.DataFrame, enhancer, out_figure, *, low: float) -> None:
+    from mssr.enhance import native
+    from mssr.figures.real import plot_real_pair
+
+    pair = next(p for p in pairs if p.protein == "protein_L" and abs(p.x_lr.axes[1].field_mhz - low) < 1)
+    rows = table[(table.protein == pair.protein) & (table.plane == pair.plane) & (table.factor == round(pair.factor, 4))]
+    classical_rows = rows[~rows.method.isin(["identity", "mssr"])]
+    panels = [(f"{low:g} MHz input (broadened)", pair.x_lr.data)]
+    if enhancer is not None:
+        est, _ = native.enhance_plane(pair.x_lr.data, pair.x_lr.axes, target_mhz=pair.truth.axes[1].field_mhz,
+                                      enhancer=enhancer, sampling=native.default_sampling(enhancer.extra))
+        panels.append(("MSSR (shipped model)", est))
+    if len(classical_rows):
+        best = classical_rows.sort_values("mse").iloc[0]
+        panels.append((f"{best.method} (known kernel)", classical_estimate(pair, best.method, best.param)))
+    panels.append((f"measured {pair.truth.axes[1].field_mhz:.0f} MHz", pair.truth.data))
+    plot_real_pair(panels, pair.truth.axes, out_figure, window_ppm=((9.4, 7.4), (128.0, 112.0)),
+                   title=f"protein L, plane {pair.plane}: {low:g} -> {pair.truth.axes[1].field_mhz:.0f} MHz")
+
+
+__all__ = ["CLASSICAL_GRIDS", "METHODS", "classical_estimate", "measured_linewidths_hz", "run", "study", "tune"]

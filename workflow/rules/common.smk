@@ -11,8 +11,8 @@ validate(config, schema="../schemas/config.schema.yaml")
 # The workflow scripts import the package from this checkout, also where it is not installed.
 sys.path.insert(0, str(Path(workflow.basedir)))
 
-from mssr.config import PAPER_DEGRADE_KEYS  # noqa: E402
 from mssr.config_checks import check_pipeline_config  # noqa: E402
+from mssr.config import PAPER_DEGRADE_KEYS  # noqa: E402
 from mssr.factors import FACTOR_LABELS  # noqa: E402
 
 # What the schema cannot say (keys that must agree, steps vs T, split sums, duplicated YAML keys):
@@ -77,6 +77,9 @@ BASELINE_TRAIN_CONFIG = {**TRAIN_CONFIG, "baseline": config["baseline"]}
 
 JOB_THREADS = config.get("resources", {}).get("threads", 1)
 
+# What the native-resolution model's training reads (the patches come from the split's proteins).
+NATIVE_TRAIN_CONFIG = {key: config[key] for key in ("native", "diffusion", "train") if key in config}
+
 
 def model_dir(learned, factor):
     return f"{OUT}/models/mssr" if learned == "mssr" else f"{OUT}/models/baseline_{factor}"
@@ -90,8 +93,23 @@ def predictions(testset):
     return [f"{OUT}/predictions/{testset}/{m}/{f}.h5" for m in METHODS for f in FACTORS]
 
 
+# The real test set (measured spectra broadened physically) scores the shipped model unless
+# real.model names another model directory; "release" means this run's own native model.
+_real = config.get("real") or {}
+if _real.get("model", "shipped") == "shipped":
+    from mssr.enhance.models import DEFAULT_MODEL_DIR as _SHIPPED  # noqa: E402
+
+    REAL_MODEL_DIR = str(_SHIPPED)
+elif _real.get("model") == "release":
+    REAL_MODEL_DIR = f"{OUT}/models/mssr_native"
+else:
+    REAL_MODEL_DIR = str(_real["model"])
+REAL_MODEL_FILES = [f"{REAL_MODEL_DIR}/model.safetensors", f"{REAL_MODEL_DIR}/config.json"]
+
+
 def all_outputs():
-    return [
+    real = [f"{OUT}/tables/real.csv", f"{OUT}/figures/real_protein_L.png"] if _real.get("enabled", False) else []
+    return real + [
         f"{OUT}/tables/metrics.csv",
         f"{OUT}/tables/summary.md",
         f"{OUT}/figures/figures.json",
