@@ -101,8 +101,8 @@ def test_gpu_script_smoke_runs_every_part_and_summarizes(gpu_smoke):
 def test_gpu_script_summarizes_a_failed_setup(tmp_path):
     # A Python that cannot import mssr's needs: no part runs, the summary says so, the exit status is 1.
     fake = tmp_path / "python3"
-    fake.write_text(f"#!/bin/sh\nif [ \"$1\" = - ]; then echo 'ImportError: no diffusers' >&2; exit 1; fi\n"
-                    f"exec {sys.executable} \"$@\"\n")
+    fake.write_text("#!/bin/sh\nif [ \"$1\" = - ] && [ \"$2\" = cpu ]; then echo 'ImportError: no diffusers' >&2; "
+                    f"exit 1; fi\nexec {sys.executable} \"$@\"\n")
     fake.chmod(0o755)
     env = dict(os.environ, OUT=str(tmp_path / "out"), PYTHON=str(fake), WHEELS=str(tmp_path / "none"))
     done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), "--smoke"], capture_output=True, text=True,
@@ -197,6 +197,30 @@ def test_enhance_smoke_record(gpu_smoke):
             assert 50 < run["peak_rss_mib"] < 4096  # a Python with torch, well under the CPU target
     assert paper.get("same_as") == "default" or paper["options"] == {"sampler": "ddpm", "steps": 500, "repeats": 5}
     assert record["targets"] == {}  # smoke runs are not held to the targets
+
+
+def test_extrapolation_from_two_probe_step_counts():
+    # Sampling costs 0.1 s a step after a 0.5 s setup; the process around it 2.5 s more.
+    calls = []
+
+    def timed(args):
+        calls.append(args)
+        k = args["steps"]
+        return [{"returncode": 0, "wall_seconds": 3.0 + 0.1 * k, "sampling_seconds": 0.5 + 0.1 * k,
+                 "peak_rss_mib": 100.0 + k}]
+
+    full = {"sampler": "ddpm", "steps": 500, "repeats": 5}
+    estimate = bench_enhance._extrapolate(timed, full, (2, 6))
+    assert calls == [{"sampler": "ddpm", "steps": 2, "repeats": 5}, {"sampler": "ddpm", "steps": 6, "repeats": 5}]
+    assert estimate["ok"] and estimate["seconds_per_step"] == pytest.approx(0.1)
+    assert estimate["wall_seconds"] == pytest.approx(3.0 + 0.1 * 500)
+    assert estimate["sampling_seconds"] == pytest.approx(0.5 + 0.1 * 500)
+    assert estimate["peak_rss_mib"] == 106.0
+
+    def failing(args):
+        return [{"returncode": 1, "wall_seconds": 1.0, "sampling_seconds": None, "peak_rss_mib": 50.0}]
+
+    assert bench_enhance._extrapolate(failing, full, (2, 6))["ok"] is False
 
 
 def test_run_child_reports_that_childs_own_peak_memory(tmp_path):
