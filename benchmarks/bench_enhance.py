@@ -380,8 +380,8 @@ def run(args) -> dict:
                                 runs=args.runs, timeout=args.timeout, env=env,
                                 probe_above=None if args.smoke or args.device == "cpu" else PROBE_ABOVE_STEPS)
             used = _protocol_used(work, name)
-            if used is not None:
-                row["protocol_used"] = used  # what the sidecar of the last run of this protocol records
+            if used is not None:  # what the sidecar of the last run (a probe, if extrapolated) records
+                row["protocol_of_last_run" if row.get("extrapolated") else "protocol_used"] = used
             rows.append(row)
             log(f"{name}: {row.get('wall_seconds', float('nan')):.1f} s wall"
                 f"{' (extrapolated)' if row.get('extrapolated') else ''}, ok={row['ok']}")
