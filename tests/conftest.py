@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
-import subprocess
-import sys
 import tarfile
-import tempfile
 from pathlib import Path
 
 import pytest
 
-# A measured spectrum for the file-format tests: the peakipy 2.2.1 source distribution ships an
-# 800 MHz 1H-15N HSQC series of protein L as NMRPipe (test1.ft2) and UCSF (test1.ucsf).
-PEAKIPY_REQUIREMENT = "peakipy==2.2.1"
-PEAKIPY_SDIST = "peakipy-2.2.1.tar.gz"
-PEAKIPY_SDIST_SHA256 = "91842b01c7e8458d316f26559008914637b8792aa98ff45d585fb658759fcb4c"
+# A measured spectrum for the file-format tests: the peakipy 2.2.1 source distribution
+# (mssr.data.real) ships an 800 MHz 1H-15N HSQC series of protein L as NMRPipe (test1.ft2) and UCSF (test1.ucsf).
 PROTEIN_L_MEMBERS = {"ft2": "test/test_protein_L/test1.ft2", "ucsf": "test/test_protein_L/test1.ucsf"}
 # Set to 1 (as CI does) to fail instead of skip when the download is impossible.
 REQUIRE_DOWNLOADS_ENV = "MSSR_TEST_REQUIRE_DOWNLOADS"
@@ -25,14 +18,6 @@ REQUIRE_DOWNLOADS_ENV = "MSSR_TEST_REQUIRE_DOWNLOADS"
 
 def _test_cache() -> Path:
     return Path(os.environ.get("MSSR_TEST_CACHE") or Path.home() / ".cache" / "mssr-tests")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _unavailable(reason: str):
@@ -45,32 +30,19 @@ def _unavailable(reason: str):
 def peakipy_sdist() -> Path:
     """The peakipy 2.2.1 sdist, fetched once with pip into the test cache and checksummed.
 
-    The cache is ``$MSSR_TEST_CACHE`` or ``~/.cache/mssr-tests``. pip prepares the sdist's
-    metadata, which installs its build backend (hatchling) in an isolated environment, so the
-    first run needs PyPI for both. Without network the tests that use it are skipped (failed
-    when ``MSSR_TEST_REQUIRE_DOWNLOADS=1``).
+    The cache is ``$MSSR_TEST_CACHE`` or ``~/.cache/mssr-tests``; the download is
+    :func:`mssr.data.real.fetch_peakipy_sdist` (pip prepares the sdist's metadata, which installs
+    its build backend in an isolated environment, so the first run needs PyPI for both). Without
+    network the tests that use it are skipped (failed when ``MSSR_TEST_REQUIRE_DOWNLOADS=1``).
     """
-    cache = _test_cache()
-    tarball = cache / PEAKIPY_SDIST
-    if tarball.is_file() and _sha256(tarball) == PEAKIPY_SDIST_SHA256:
-        return tarball
-    cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache, prefix=".download-") as tmp:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                   "--disable-pip-version-check", PEAKIPY_REQUIREMENT, "-d", tmp]
-        try:
-            result = subprocess.run(command, capture_output=True, text=True, timeout=600)
-        except subprocess.TimeoutExpired:
-            _unavailable(f"pip download {PEAKIPY_REQUIREMENT} took longer than 600 s")
-        fetched = Path(tmp) / PEAKIPY_SDIST
-        if result.returncode != 0 or not fetched.is_file():
-            tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
-            _unavailable(f"cannot download {PEAKIPY_REQUIREMENT} from the package index: {' | '.join(tail)}")
-        digest = _sha256(fetched)
-        if digest != PEAKIPY_SDIST_SHA256:
-            pytest.fail(f"{PEAKIPY_SDIST} has sha256 {digest}, expected {PEAKIPY_SDIST_SHA256}")
-        os.replace(fetched, tarball)  # atomic: concurrent sessions never see half a file
-    return tarball
+    from mssr.data.real import fetch_peakipy_sdist
+
+    try:
+        return fetch_peakipy_sdist(_test_cache())
+    except RuntimeError as exc:
+        if "sha256" in str(exc):
+            pytest.fail(str(exc))
+        _unavailable(str(exc))
 
 
 @pytest.fixture(scope="session")
