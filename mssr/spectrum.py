@@ -270,3 +270,30 @@ def _jsonable(obj):
     if isinstance(obj, np.generic):
         return obj.item()
     return obj
+
+
+_MAD_TO_SD = 1.482602218505602
+
+
+def robust_noise_sd(x) -> float:
+    """Noise SD of a spectrum estimated from its median absolute deviation.
+
+    Peaks cover a small part of a protein spectrum, so the median of ``|x - median(x)|`` is set
+    by the noise; ``1.4826 * MAD`` equals the SD for Gaussian noise.
+
+    Parameters
+    ----------
+    x : ndarray
+        Spectrum intensities, any shape.
+
+    Returns
+    -------
+    float
+        Estimated noise SD, in the units of ``x``.
+    """
+    x = np.asarray(x, dtype=float)
+    if x.size == 0:
+        raise ValueError("x is empty")
+    if not np.isfinite(x).all():
+        raise ValueError("x contains NaN or infinite values")
+    return float(_MAD_TO_SD * np.median(np.abs(x - np.median(x))))

@@ -40,6 +40,7 @@ from scipy.optimize import linear_sum_assignment
 
 from mssr import degrade
 from mssr.spectrum import GYROMAGNETIC_RATIO_TO_1H, Spectrum
+from mssr.spectrum import robust_noise_sd as noise_sd
 
 STRONG_SNR: float = 20.0
 """A strong peak is at least this many noise SDs high."""
@@ -55,12 +56,6 @@ ISOLATION_FRACTION: float = 0.1
 
 TOLERANCE_PPM: dict[str, float] = {"1H": 0.03, "15N": 0.3, "13C": 0.3}
 """Peak matching tolerances per nucleus, ppm (common practice; NMR_NOTES.md)."""
-
-
-def noise_sd(x: np.ndarray) -> float:
-    """Robust noise SD of a plane: 1.4826 x median absolute deviation from the median."""
-    x = np.asarray(x, dtype=np.float64)
-    return float(1.4826 * np.median(np.abs(x - np.median(x))))
 
 
 def local_maxima(x: np.ndarray, threshold: float) -> np.ndarray:

@@ -31,6 +31,7 @@ from matplotlib.figure import Figure
 
 from mssr import _validate
 from mssr.atomic import atomic_path
+from mssr.spectrum import robust_noise_sd  # noqa: F401  (public here too: figures use it)
 from mssr.evaluation.tables import METHOD_ORDER, summarize
 
 POSITIVE_COLOR = "#1f3a93"
@@ -64,7 +65,6 @@ METRIC_LABELS = {
 """Axis titles of the metrics."""
 
 # 1.4826 * MAD estimates the SD of Gaussian noise (1 / Phi^-1(3/4)).
-_MAD_TO_SD = 1.482602218505602
 
 _DPI = 150
 
@@ -203,30 +203,6 @@ def set_nmr_axes(ax, ppm_x, ppm_y, nuclei, *, label_y: bool = True) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # contours
-
-
-def robust_noise_sd(x) -> float:
-    """Noise SD of a spectrum estimated from its median absolute deviation.
-
-    Peaks cover a small part of a protein spectrum, so the median of ``|x - median(x)|`` is set
-    by the noise; ``1.4826 * MAD`` equals the SD for Gaussian noise.
-
-    Parameters
-    ----------
-    x : ndarray
-        Spectrum intensities, any shape.
-
-    Returns
-    -------
-    float
-        Estimated noise SD, in the units of ``x``.
-    """
-    x = np.asarray(x, dtype=float)
-    if x.size == 0:
-        raise ValueError("x is empty")
-    if not np.isfinite(x).all():
-        raise ValueError("x contains NaN or infinite values")
-    return float(_MAD_TO_SD * np.median(np.abs(x - np.median(x))))
 
 
 def contour_levels(x, *, n_levels: int = 12, factor: float = 1.3, start_sd: float = 5.0) -> np.ndarray:
