@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import os
 import sys
 
 
@@ -29,7 +31,24 @@ def _cmd_info(args) -> int:
     return 2 if failed else 0
 
 
+def _check_enhance_options(args) -> None:
+    """The options alone, before the imports of the reading and sampling code (seconds on a busy machine)."""
+    from mssr.enhance.options import sample_config, validate_count, validate_fields, validate_plane
+
+    validate_fields(args.from_mhz, args.to_mhz)
+    sample_config(sampler=args.sampler, steps=args.steps, repeats=args.repeats, fast=args.fast, seed=args.seed,
+                  device=args.device)
+    validate_plane(args.plane)
+    validate_count("threads", "--threads", args.threads)
+    if not os.path.lexists(args.input) and "%" not in os.path.basename(args.input):  # no file, no template
+        raise FileNotFoundError(errno.ENOENT, "no such spectrum file or directory", args.input)
+    from mssr.enhance.models import model_dir_of
+
+    model_dir_of(args.model)
+
+
 def _cmd_enhance(args) -> int:
+    _check_enhance_options(args)
     from mssr.enhance.run import enhance
 
     result = enhance(

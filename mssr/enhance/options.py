@@ -1,7 +1,7 @@
 """The options of :func:`mssr.enhance.run.enhance`, checked before anything is read or imported.
 
-Nothing here imports torch: a typo in an option costs a fraction of a second, not the seconds
-of a torch import.
+Nothing here imports torch, nmrglue or pandas at import time: the command line checks the options
+with it first, so a typo in an option costs a fraction of a second, not the seconds of those imports.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import os
 
 import numpy as np
 
-from mssr.data.project import METHODS
 from mssr.model.sample import LIMITS, SampleConfig, check_device_name
 
 _DEFAULTS = SampleConfig()
@@ -82,6 +81,8 @@ def validate_plane(plane) -> int | None:
 
 def validate_projection(projection) -> str:
     """One of :data:`mssr.data.project.METHODS`."""
+    from mssr.data.project import METHODS  # pandas and h5py: imported only when a projection is checked
+
     if projection not in METHODS:
         raise ValueError(f"projection (--projection) must be one of {METHODS}, got {projection!r}")
     return projection
