@@ -61,6 +61,7 @@ def _cmd_enhance(args) -> int:
         steps=args.steps,
         repeats=args.repeats,
         fast=args.fast,
+        paper=args.paper,
         device=args.device,
         seed=args.seed,
         plane=args.plane,
@@ -103,18 +104,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="1H frequency the input was recorded at, MHz (checked against the file's header)")
     p.add_argument("--to-mhz", type=float, required=True, help="1H frequency to estimate, MHz (see `mssr factors`)")
     p.add_argument("--model", default=None,
-                   help="model directory (model.safetensors + config.json); default: results/demo/models/mssr")
+                   help="model directory (model.safetensors + config.json); default: the shipped model")
     p.add_argument("-o", "--output", default=None,
                    help="output file; its suffix picks the format (.ucsf, .ft2, ...). Default: next to the input, "
                    "<stem>_mssr<to-mhz><ext>")
     p.add_argument("--force", action="store_true", help="replace existing outputs (the input is never replaced)")
     p.add_argument("--sampler", choices=["ddpm", "ddim", "dpmsolver"], default=None,
-                   help="default: the paper's ddpm (dpmsolver with --fast)")
-    p.add_argument("--steps", type=int, default=None, help="sampling steps (paper: 500; --fast: 20)")
+                   help="default: the model's own (native models: their validated few-step ddpm; others: "
+                   "the paper's ddpm)")
+    p.add_argument("--steps", type=int, default=None, help="sampling steps (paper: 500)")
     p.add_argument("--repeats", type=int, default=None,
-                   help="samples averaged (paper: 5; --fast: 2; at most 10000, sampled in batches)")
+                   help="samples averaged (paper: 5; at most 10000, sampled in batches)")
     p.add_argument("--fast", action="store_true",
-                   help="DPM-Solver++ with 20 steps x 2 repeats; --sampler/--steps/--repeats still override")
+                   help="models on the paper's S x S grid: ddpm from the input noised to t=200 (10 network calls) "
+                   "x 2 repeats; native models: their default")
+    p.add_argument("--paper", action="store_true",
+                   help="the paper's protocol: ddpm, 500 steps from pure noise, 5 repeats (slow; the reference the "
+                   "defaults were checked against)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads of torch (default: one per core; use fewer on a busy machine)")

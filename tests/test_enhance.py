@@ -140,10 +140,12 @@ def _assert_same_grid(result: Spectrum, axes, *, field_mhz: float):
 def test_sample_config_protocols():
     paper = sample_config()
     assert (paper.sampler, paper.steps, paper.repeats) == ("ddpm", 500, 5)
+    assert paper.start_step is None
+    # fast: ddpm from the noised input (measured within the protocol), never DPM-Solver++ (20x worse)
     fast = sample_config(fast=True)
-    assert (fast.sampler, fast.steps, fast.repeats) == ("dpmsolver", 20, 2)
-    mixed = sample_config(fast=True, steps=8, seed=3)
-    assert (mixed.sampler, mixed.steps, mixed.repeats, mixed.seed) == ("dpmsolver", 8, 2, 3)
+    assert (fast.sampler, fast.steps, fast.repeats, fast.start_step) == ("ddpm", 50, 2, 200)
+    mixed = sample_config(fast=True, steps=100, seed=3)
+    assert (mixed.sampler, mixed.steps, mixed.repeats, mixed.seed) == ("ddpm", 100, 2, 3)
     assert sample_config(sampler="ddim", repeats=1).sampler == "ddim"
     with pytest.raises(ValueError, match="--steps"):
         sample_config(steps=0)

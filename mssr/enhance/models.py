@@ -123,13 +123,14 @@ def native_sampling(enhancer, cfg, given: dict):
     """The sampler settings of a native-resolution model (None for a model on the paper's S x S grid).
 
     The model's own validated settings (``extra['native']['sample']``), with the options the user
-    gave explicitly (``given``: sampler, steps, repeats; None = not given) and the seed.
+    gave explicitly (``given``: any of sampler, steps, repeats, start_step; a key present overrides,
+    also start_step None = pure noise) and the seed.
     """
     from mssr.enhance.native import default_sampling, is_native
 
     if not is_native(enhancer.extra):
         return None
-    return default_sampling(enhancer.extra, **{k: v for k, v in given.items() if v is not None}, seed=cfg.seed)
+    return default_sampling(enhancer.extra, seed=cfg.seed, **given)
 
 
 def native_range_notes(enhancer, from_mhz: float, to_mhz: float) -> list[str]:

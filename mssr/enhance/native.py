@@ -23,11 +23,9 @@ import torch
 from mssr.data import grid
 from mssr.data.patches import network_scale
 from mssr.model.network import NoisePredictor
+from mssr.model.sample import LIMIT_REASONS, LIMITS, combine_moments
 from mssr.model.tiles import OVERLAP, TILE, TiledPredictor
 from mssr.spectrum import Axis
-
-MAX_REPEATS: int = 1000
-"""Largest number of chains per plane accepted."""
 
 CHAINS_PER_GROUP: int = 2
 """Chains sampled together: memory grows with this, not with ``repeats``."""
@@ -76,8 +74,9 @@ class NativeSampling:
             value = getattr(cfg, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if cfg.repeats > MAX_REPEATS:
-            raise ValueError(f"repeats must be at most {MAX_REPEATS}, got {cfg.repeats}")
+        if cfg.repeats > LIMITS["repeats"]:
+            raise ValueError(f"repeats must be at most {LIMITS['repeats']} ({LIMIT_REASONS['repeats']}), "
+                             f"got {cfg.repeats}")
         return cfg
 
 
@@ -126,9 +125,8 @@ def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling:
     tiled = TiledPredictor(predictor, multiple=multiple, tile=sampling.tile,
                            overlap=sampling.overlap, batch_size=sampling.batch_size)
     generator = torch.Generator(device=enhancer.device).manual_seed(int(sampling.seed))
-    # 3. chains in groups: sums of the samples and of their squares
-    total = np.zeros(work.shape)
-    total_sq = np.zeros(work.shape)
+    # 3. chains in groups, their moments merged exactly (mssr.model.sample.combine_moments)
+    moments = None
     done = 0
     while done < sampling.repeats:
         group = min(CHAINS_PER_GROUP, sampling.repeats - done)
@@ -138,13 +136,10 @@ def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling:
                 steps=sampling.steps, repeats=group, batch_size=group, start_step=sampling.start_step,
                 generator=generator, progress=progress,
             )
-        m = mean[0, 0].double().cpu().numpy()
-        s = std[0, 0].double().cpu().numpy()
-        total += group * m
-        total_sq += group * (s**2 + m**2)
+        part = (group, mean[0, 0].double().cpu().numpy(), std[0, 0].double().cpu().numpy())
+        moments = part if moments is None else combine_moments(moments, part)
         done += group
-    mean_w = total / done
-    std_w = np.sqrt(np.maximum(total_sq / done - mean_w**2, 0.0))
+    _, mean_w, std_w = moments
     if not (np.isfinite(mean_w).all() and np.isfinite(std_w).all()):
         raise FloatingPointError(f"the model in {enhancer.model_dir} returned NaN or Inf")
     # 4. input unit, input points
@@ -159,10 +154,14 @@ def is_native(extra: dict) -> bool:
 
 
 def default_sampling(extra: dict, **overrides) -> NativeSampling:
-    """The sampler settings a native model was validated with, updated by ``overrides`` (None: kept)."""
+    """The sampler settings a native model was validated with, updated by ``overrides``.
+
+    A key given overrides, also with None for ``start_step`` (pure noise); None for any other key
+    keeps the model's value.
+    """
     base = dict(extra["native"].get("sample") or {})
-    base.update({k: v for k, v in overrides.items() if v is not None})
+    base.update({k: v for k, v in overrides.items() if v is not None or k == "start_step"})
     return NativeSampling.from_dict(base)
 
 
-__all__ = ["CHAINS_PER_GROUP", "MAX_REPEATS", "NativeSampling", "default_sampling", "enhance_plane", "is_native"]
+__all__ = ["CHAINS_PER_GROUP", "NativeSampling", "default_sampling", "enhance_plane", "is_native"]

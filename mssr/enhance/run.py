@@ -285,6 +285,7 @@ def enhance(
     steps: int | None = None,
     repeats: int | None = None,
     fast: bool = False,
+    paper: bool = False,
     device: str = "auto",
     seed: int = 0,
     plane: int | None = None,
@@ -368,9 +369,19 @@ def enhance(
         return _enhance(input, from_mhz=from_mhz, to_mhz=to_mhz, model_dir=model_dir, output=output,
                         cfg=sample_config(sampler=sampler, steps=steps, repeats=repeats, fast=fast, seed=seed,
                                           device=device, batch_size=batch_size),
-                        given={"sampler": sampler, "steps": steps, "repeats": repeats},
+                        given=_given_protocol(sampler, steps, repeats, paper=paper),
                         plane=plane, projection=projection, plot=plot, force=force, threads=threads,
                         progress=progress)
+
+
+def _given_protocol(sampler, steps, repeats, *, paper: bool) -> dict:
+    """What the user asked of the sampler: ``paper`` sets the paper's protocol (pure noise), the options override."""
+    from mssr.enhance.options import validate_flags
+
+    validate_flags(paper=paper)
+    given = {"sampler": "ddpm", "steps": 500, "repeats": 5, "start_step": None} if paper else {}
+    given.update({k: v for k, v in (("sampler", sampler), ("steps", steps), ("repeats", repeats)) if v is not None})
+    return given
 
 
 def _enhance(input, *, from_mhz, to_mhz, model_dir, output, cfg: SampleConfig, given: dict, plane, projection, plot,

@@ -83,7 +83,7 @@ def tune(method: str, validation: Sequence[RealPair]) -> tuple[object, dict]:
 
 
 def run(pairs: Sequence[RealPair], *, enhancer=None, sampling=None, methods: Sequence[str] = METHODS,
-        progress: bool = False) -> pd.DataFrame:
+        progress: bool = False, keep: dict | None = None) -> pd.DataFrame:
     """Score every method on every pair.
 
     Parameters
@@ -97,6 +97,9 @@ def run(pairs: Sequence[RealPair], *, enhancer=None, sampling=None, methods: Seq
         Its sampler settings (default: the model's own).
     methods : sequence of str
         Methods to run.
+    keep : dict, optional
+        Filled with ``(protein, plane, factor rounded to 4 decimals, method) -> estimate`` for
+        every pair and method (for figures).
 
     Returns
     -------
@@ -134,6 +137,8 @@ def run(pairs: Sequence[RealPair], *, enhancer=None, sampling=None, methods: Seq
                 param = chosen[key]
                 est = classical_estimate(pair, method, param)
             seconds = time.perf_counter() - start
+            if keep is not None:
+                keep[(pair.protein, pair.plane, round(pair.factor, 4), method)] = est
             row = {"protein": pair.protein, "plane": pair.plane, "factor": round(pair.factor, 4),
                    "low_mhz": round(pair.x_lr.axes[1].field_mhz, 1), "method": method,
                    "param": param, "seconds": round(seconds, 2), **score(pair, est)}
@@ -195,30 +200,29 @@ def study(*, model_dir=None, out_csv, out_figure=None, low_mhz: Sequence[float] 
         from mssr.enhance.models import load_enhancer, model_dir_of
 
         enhancer = load_enhancer(model_dir_of(model_dir), "cpu")
-    table = run(pairs, enhancer=enhancer, methods=methods)
+    estimates: dict = {}
+    table = run(pairs, enhancer=enhancer, methods=methods, keep=estimates)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)
     if out_figure is not None:
-        _figure(pairs, table, enhancer, out_figure, low=min(low_mhz))
+        _figure(pairs, table, estimates, out_figure, low=min(low_mhz))
     return table
 
 
-def _figure(pairs, table: pd.DataFrame, enhancer, out_figure, *, low: float) -> None:
-    from mssr.enhance import native
+def _figure(pairs, table: pd.DataFrame, estimates: dict, out_figure, *, low: float) -> None:
     from mssr.figures.real import plot_real_pair
 
     pair = next(p for p in pairs if p.protein == "protein_L" and abs(p.x_lr.axes[1].field_mhz - low) < 1)
     rows = table[(table.protein == pair.protein) & (table.plane == pair.plane) & (table.factor == round(pair.factor, 4))]
     classical_rows = rows[~rows.method.isin(["identity", "mssr"])]
+    key = (pair.protein, pair.plane, round(pair.factor, 4))
     panels = [(f"{low:g} MHz input (broadened)", pair.x_lr.data)]
-    if enhancer is not None:
-        est, _ = native.enhance_plane(pair.x_lr.data, pair.x_lr.axes, target_mhz=pair.truth.axes[1].field_mhz,
-                                      enhancer=enhancer, sampling=native.default_sampling(enhancer.extra))
-        panels.append(("MSSR (shipped model)", est))
+    if (*key, "mssr") in estimates:
+        panels.append(("MSSR (native model)", estimates[(*key, "mssr")]))
     if len(classical_rows):
         best = classical_rows.sort_values("mse").iloc[0]
-        panels.append((f"{best.method} (known kernel)", classical_estimate(pair, best.method, best.param)))
+        panels.append((f"{best.method} (known kernel)", estimates[(*key, best.method)]))
     panels.append((f"measured {pair.truth.axes[1].field_mhz:.0f} MHz", pair.truth.data))
     plot_real_pair(panels, pair.truth.axes, out_figure, window_ppm=((9.4, 7.4), (128.0, 112.0)),
                    title=f"protein L, plane {pair.plane}: {low:g} -> {pair.truth.axes[1].field_mhz:.0f} MHz")
