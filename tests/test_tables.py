@@ -1,14 +1,14 @@
-"""Tests of mssr.evaluation.tables: bootstrap intervals, summaries, wide/Markdown tables, files."""
+"""Tests of mssr.evaluation.tables: summaries, wide/Markdown tables, files."""
 
 import numpy as np
 import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 from pandas.testing import assert_frame_equal
-from scipy import stats
 
 from mssr import factors
 from mssr.evaluation import tables
+from test_bootstrap import pool_row, protein_data
 
 
 def _metrics_table(rng, *, methods=("wiener", "mssr", "baseline"), factors_=(2.25, 1.125), n=12, nan_rows=0):
@@ -23,70 +23,6 @@ def _metrics_table(rng, *, methods=("wiener", "mssr", "baseline"), factors_=(2.2
                     row["peak_r2"] = np.nan
                 rows.append(row)
     return pd.DataFrame(rows)
-
-
-# -- bootstrap -------------------------------------------------------------------------------------
-
-
-def test_bootstrap_large_n_matches_normal_interval():
-    rng = np.random.default_rng(11)
-    x = rng.normal(3.0, 2.0, size=4000)
-    mean, low, high, n = tables.bootstrap_mean_ci(x, n_boot=2000, ci=0.95, rng=1)
-    half = stats.norm.ppf(0.975) * x.std(ddof=1) / np.sqrt(x.size)
-    assert n == 4000
-    assert mean == pytest.approx(x.mean())
-    assert low < mean < high
-    assert_allclose(high - low, 2 * half, rtol=0.1)
-    assert_allclose((low + high) / 2, mean, atol=0.1 * half)
-
-
-def test_bootstrap_width_shrinks_as_one_over_sqrt_n():
-    rng = np.random.default_rng(12)
-    population_sd = 1.5
-    widths = {}
-    for n in (100, 400, 1600):
-        x = rng.normal(0.0, population_sd, size=n)
-        _, low, high, _ = tables.bootstrap_mean_ci(x, n_boot=2000, rng=2)
-        widths[n] = high - low
-        # Normal-theory width 2 * 1.96 * sd / sqrt(n).
-        assert_allclose(widths[n], 2 * 1.959964 * population_sd / np.sqrt(n), rtol=0.2)
-    assert_allclose(widths[400] / widths[100], 0.5, rtol=0.2)
-    assert_allclose(widths[1600] / widths[400], 0.5, rtol=0.2)
-
-
-def test_bootstrap_coverage_close_to_nominal():
-    rng = np.random.default_rng(13)
-    true_mean = 1.0
-    hits = 0
-    trials = 200
-    for trial in range(trials):
-        x = rng.normal(true_mean, 2.0, size=60)
-        _, low, high, _ = tables.bootstrap_mean_ci(x, n_boot=1000, ci=0.9, rng=trial)
-        hits += low <= true_mean <= high
-    # Binomial SD of the coverage at 0.9 over 200 trials is 0.021 (an 80% interval would
-    # land outside these bounds); percentile intervals undercover slightly for n = 60.
-    assert 0.85 <= hits / trials <= 0.95
-
-
-def test_bootstrap_single_value_and_nan_handling():
-    assert tables.bootstrap_mean_ci([np.nan, 0.25, np.nan]) == (0.25, 0.25, 0.25, 1)
-    mean, low, high, n = tables.bootstrap_mean_ci([np.nan, np.nan])
-    assert n == 0 and np.isnan(mean) and np.isnan(low) and np.isnan(high)
-    values = np.array([1.0, np.nan, 2.0, 4.0, np.nan, 5.0])
-    mean, low, high, n = tables.bootstrap_mean_ci(values, rng=0)
-    assert n == 4
-    assert mean == pytest.approx(3.0)
-    # Bootstrap means of four values lie between their minimum and maximum.
-    assert 1.0 <= low <= mean <= high <= 5.0
-
-
-def test_bootstrap_rejects_bad_options():
-    with pytest.raises(ValueError, match="n_boot"):
-        tables.bootstrap_mean_ci([1.0, 2.0], n_boot=0)
-    with pytest.raises(ValueError, match="ci"):
-        tables.bootstrap_mean_ci([1.0, 2.0], ci=1.0)
-    with pytest.raises(ValueError, match="1-D"):
-        tables.bootstrap_mean_ci(np.ones((2, 2)))
 
 
 # -- summarize -------------------------------------------------------------------------------------
@@ -244,70 +180,12 @@ def test_write_tables_reads_csv_and_validates(tmp_path):
         tables.write_tables(df.drop(columns="method"), tmp_path / "out", n_boot=10, seed=0)
 
 
-# -- cluster bootstrap by protein ------------------------------------------------------------------
-
-
-def _protein_data(rng, n_proteins, per_protein, tau, sigma, shift=0.0):
-    """Values with protein effects N(0, tau^2) and spectrum noise N(0, sigma^2)."""
-    effect = rng.normal(0.0, tau, n_proteins)
-    values = shift + (effect[:, None] + rng.normal(0.0, sigma, (n_proteins, per_protein))).ravel()
-    proteins = np.repeat([f"p{i}" for i in range(n_proteins)], per_protein)
-    return values, proteins
-
-
-def _c4(n):
-    """E[s] / sigma for the sample SD of n normal values."""
-    from scipy.special import gammaln
-
-    return np.sqrt(2.0 / (n - 1)) * np.exp(gammaln(n / 2) - gammaln((n - 1) / 2))
-
-
-@pytest.mark.parametrize("n_proteins, per_protein, rtol", [(5, 40, 0.08), (40, 10, 0.08)])
-def test_cluster_bootstrap_width_matches_the_between_protein_variance(n_proteins, per_protein, rtol):
-    tau, sigma = 1.0, 0.5
-    # The mean of protein means has SD sqrt((tau^2 + sigma^2 / m) / C). The bootstrap estimates it
-    # from the C protein means, with the plug-in factor sqrt((C - 1) / C) and E[s] = c4 * SD.
-    sd = np.sqrt((tau**2 + sigma**2 / per_protein) / n_proteins)
-    expected = 2 * stats.norm.ppf(0.975) * sd * np.sqrt((n_proteins - 1) / n_proteins) * _c4(n_proteins)
-    cluster_widths, naive_widths = [], []
-    for rep in range(100):
-        values, proteins = _protein_data(np.random.default_rng(rep), n_proteins, per_protein, tau, sigma)
-        mean, low, high, n, k = tables.cluster_bootstrap_mean_ci(values, proteins, n_boot=1000, rng=rep)
-        assert (n, k) == (n_proteins * per_protein, n_proteins)
-        assert mean == pytest.approx(values.mean())
-        cluster_widths.append(high - low)
-        _, low, high, _, _ = tables.cluster_bootstrap_mean_ci(values, None, n_boot=1000, rng=rep)
-        naive_widths.append(high - low)
-    assert_allclose(np.mean(cluster_widths), expected, rtol=rtol)
-    # Spectra as independent units understate the uncertainty several-fold here.
-    assert (np.array(cluster_widths) > 2 * np.array(naive_widths)).all()
-    naive_expected = 2 * stats.norm.ppf(0.975) * np.sqrt((tau**2 + sigma**2) / (n_proteins * per_protein))
-    # ... and sit near the formula for independent values, which ignores the protein effects.
-    assert_allclose(np.mean(naive_widths), naive_expected, rtol=0.2)
-
-
-def test_cluster_bootstrap_coverage_of_the_protein_mean():
-    hits = 0
-    for rep in range(200):
-        values, proteins = _protein_data(np.random.default_rng(1000 + rep), 40, 10, 1.0, 0.5)
-        _, low, high, _, _ = tables.cluster_bootstrap_mean_ci(values, proteins, n_boot=500, rng=rep)
-        hits += low <= 0.0 <= high
-    # Nominal 95%; the percentile interval of 40 clusters runs a little short of it.
-    assert 0.88 <= hits / 200 <= 0.99
-
-
-def test_cluster_bootstrap_single_protein_and_validation():
-    mean, low, high, n, k = tables.cluster_bootstrap_mean_ci([1.0, 2.0, np.nan], ["a", "a", "a"], rng=0)
-    assert (mean, n, k) == (1.5, 2, 1) and np.isnan(low) and np.isnan(high)
-    with pytest.raises(ValueError, match="clusters"):
-        tables.cluster_bootstrap_mean_ci([1.0, 2.0], ["a"])
-    with pytest.raises(ValueError, match="sums"):
-        tables.cluster_bootstrap(np.ones(3), lambda t: t[..., 0])
+# -- proteins as clusters, pooled peak R^2 -----------------------------------------------------------
 
 
 def test_summarize_clusters_by_protein():
     rng = np.random.default_rng(7)
-    values, proteins = _protein_data(rng, 6, 20, 1.0, 0.2)
+    values, proteins = protein_data(rng, 6, 20, 1.0, 0.2)
     df = pd.DataFrame({"method": "mssr", "factor": 1.5, "mse": values, "protein": proteins})
     by_protein = tables.summarize(df, n_boot=500, details=True).iloc[0]
     independent = tables.summarize(df, n_boot=500, cluster=None, details=True).iloc[0]
@@ -319,33 +197,10 @@ def test_summarize_clusters_by_protein():
         tables.summarize(df, cluster="patient")
 
 
-# -- pooled peak R^2 ---------------------------------------------------------------------------------
-
-
-def _pool_row(a_true, a_pred):
-    a_true, a_pred = np.asarray(a_true, float), np.asarray(a_pred, float)
-    return {"n_pairs": len(a_true), "peak_ss_res": np.square(a_true - a_pred).sum(),
-            "peak_sum_true": a_true.sum(), "peak_sumsq_true": np.square(a_true).sum()}
-
-
-def test_pooled_peak_r2_equals_r2_over_all_pairs():
-    rng = np.random.default_rng(3)
-    spectra = [(rng.uniform(0.2, 1, k), None) for k in (3, 1, 7, 0, 5)]
-    spectra = [(t, t + rng.normal(0, 0.1, len(t))) for t, _ in spectra]
-    rows = pd.DataFrame([_pool_row(t, p) for t, p in spectra])
-    totals = rows[list(tables.POOL_COLUMNS)].sum().to_numpy()
-    a_true = np.concatenate([t for t, _ in spectra])
-    a_pred = np.concatenate([p for _, p in spectra])
-    expected = 1 - np.square(a_true - a_pred).sum() / np.square(a_true - a_true.mean()).sum()
-    assert float(tables.pooled_peak_r2(totals)) == pytest.approx(expected, rel=1e-12)
-    assert float(tables.pooled_peak_r2(list(_pool_row([0.5], [0.5]).values()))) == 1.0  # SS_tot 0, exact
-    assert np.isnan(tables.pooled_peak_r2([0, 0, 0, 0]))
-
-
 def test_summarize_pools_peak_r2_where_the_sums_are_present():
     # Two spectra whose own R^2 is hugely negative (nearly equal true heights) pool to a sane value.
-    a = _pool_row([0.50, 0.51], [0.30, 0.70])
-    b = _pool_row([0.10, 0.90], [0.12, 0.88])
+    a = pool_row([0.50, 0.51], [0.30, 0.70])
+    b = pool_row([0.10, 0.90], [0.12, 0.88])
     df = pd.DataFrame([{**a, "peak_r2": -700.0}, {**b, "peak_r2": 0.99}])
     df["method"], df["factor"], df["protein"] = "mssr", 1.5, ["p0", "p1"]
     row = tables.summarize(df, n_boot=200, metrics=["peak_r2"], details=True).iloc[0]
@@ -360,7 +215,7 @@ def test_summarize_pools_peak_r2_where_the_sums_are_present():
 
 def _paired_frame(rng, *, gain, n_proteins=8, per_protein=6, tau=0.3, sigma=0.05):
     """mssr = identity - gain on mse, identity's protein effects shared (paired design)."""
-    base, proteins = _protein_data(rng, n_proteins, per_protein, tau, sigma, shift=1.0)
+    base, proteins = protein_data(rng, n_proteins, per_protein, tau, sigma, shift=1.0)
     noise = rng.normal(0, sigma, base.size)
     rows = []
     for sample, (value, protein, e) in enumerate(zip(base, proteins, noise)):
@@ -411,7 +266,7 @@ def test_paired_pooled_peak_r2():
         t = np.array([0.2, 0.5, 0.9]) + 0.01 * sample
         for method, p in (("identity", t * 0.5), ("mssr", t * 0.95)):
             rows.append({"method": method, "factor": 2.25, "sample": sample, "protein": f"p{sample % 3}",
-                         "peak_r2": -1.0, **_pool_row(t, p)})
+                         "peak_r2": -1.0, **pool_row(t, p)})
     table = tables.paired(pd.DataFrame(rows), metrics=["peak_r2"], n_boot=300)
     row = table.iloc[0]
     assert row["statistic"] == "pooled"

@@ -46,7 +46,7 @@ Edge cases (no metric is NaN unless ``no_match="nan"`` is asked for):
 - ``peak_r2`` of one spectrum is unbounded below (a few matched peaks of nearly equal height
   give values like -600) and its fill is -inf: do not average it to rank methods. Rank with the
   pooled peak R^2 over all matched peaks of a group instead
-  (:func:`mssr.evaluation.tables.pooled_peak_r2`), from the sums :func:`evaluate_many` reports.
+  (:func:`mssr.evaluation.bootstrap.pooled_peak_r2`), from the sums :func:`evaluate_many` reports.
 - Constant ``hr`` or ``sr`` (std 0) has no peaks.
 
 What a spectroscopist reads (:func:`evaluate_many`, per spectrum; axis 0 is the indirect ``x``

@@ -3,17 +3,18 @@
 The metrics table has one row per (test set, method, factor, spectrum) and one column per
 metric (see :data:`METRICS`), with the spectrum's ``protein``. Spectra of one protein are not
 independent (projections and planes of one protein share its peaks), so every confidence
-interval here is a **cluster bootstrap over proteins**: resample the proteins with
-replacement, take all spectra of each drawn protein, recompute the statistic; the percentile
-interval of the resampled statistics is the CI. With a single protein no interval can be given
-(NaN). A table without a ``protein`` column falls back to spectra as independent units.
+interval here is a **cluster bootstrap over proteins**: resample the proteins with replacement,
+take all spectra of each drawn protein, recompute the statistic; the percentile interval of the
+resampled statistics is the CI (:mod:`mssr.evaluation.bootstrap`). With a single protein no
+interval can be given (NaN). A table without a ``protein`` column falls back to spectra as
+independent units.
 
 :func:`summarize` gives one row per (group..., metric): the group's value (the mean over
 spectra; for ``peak_r2`` the R^2 pooled over all matched peaks of the group,
-:func:`pooled_peak_r2`, because the per-spectrum value is unbounded below), its CI and the
-numbers of spectra and proteins used. Metrics that are undefined for a spectrum (NaN, e.g.
-``resolved_pairs`` of a spectrum without close pairs) are skipped, and ``n`` says how many
-values remained.
+:func:`mssr.evaluation.bootstrap.pooled_peak_r2`, because the per-spectrum value is unbounded
+below), its CI and the numbers of spectra and proteins used. Metrics that are undefined for a
+spectrum (NaN, e.g. ``resolved_pairs`` of a spectrum without close pairs) are skipped, and
+``n`` says how many values remained.
 
 :func:`paired` compares methods on the same spectra: for each learned method and each reference
 (identity and the classical methods), per test set and factor, the mean over spectra of the
@@ -27,7 +28,7 @@ as CSV and Markdown.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,15 @@ import pandas as pd
 
 from mssr import factors
 from mssr.atomic import atomic_path, write_text
+from mssr.evaluation.bootstrap import (
+    POOL_COLUMNS,
+    cluster_bootstrap,
+    cluster_bootstrap_mean_ci,
+    cluster_sums,
+    pooled_peak_r2,
+    validate_ci,
+    validate_n_boot,
+)
 from mssr.evaluation.metrics import GLOBAL_METRICS, LINEWIDTH_COLUMNS, LOCAL_METRICS, PPM_METRIC
 
 METRICS: tuple[str, ...] = GLOBAL_METRICS + LOCAL_METRICS
@@ -57,9 +67,6 @@ LOWER_IS_BETTER: frozenset[str] = frozenset(
 
 PAIRED_METRICS: tuple[str, ...] = METRICS + ("resolved_pairs",)
 """Metrics :func:`paired` compares by default, where the table has them."""
-
-POOL_COLUMNS: tuple[str, ...] = ("n_pairs", "peak_ss_res", "peak_sum_true", "peak_sumsq_true")
-"""Per-spectrum sums of :func:`mssr.evaluation.metrics.evaluate_many` from which ``peak_r2`` is pooled."""
 
 LEARNED_METHODS: tuple[str, ...] = ("mssr", "baseline")
 """Learned methods; the other methods of a table are their references in :func:`paired`."""
@@ -127,22 +134,6 @@ def _validate_metrics(df: pd.DataFrame, metrics, by: tuple[str, ...]) -> tuple[s
     return metrics
 
 
-def _validate_n_boot(n_boot) -> int:
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)):
-        raise TypeError(f"n_boot must be an int, got {type(n_boot).__name__}")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
-    return int(n_boot)
-
-
-def _validate_ci(ci) -> float:
-    if isinstance(ci, bool) or not isinstance(ci, (int, float, np.floating)):
-        raise TypeError(f"ci must be a float in (0, 1), got {type(ci).__name__}")
-    if not 0.0 < float(ci) < 1.0:
-        raise ValueError(f"ci must be in (0, 1), got {ci}")
-    return float(ci)
-
-
 def _validate_seed(seed) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
@@ -166,205 +157,7 @@ def _validate_digits(digits) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# bootstrap
-
-
-def _percentiles(boot: np.ndarray, ci: float) -> tuple[float, float]:
-    alpha = (1.0 - ci) / 2.0
-    # With infinite values (peak_r2's no-match fill) interpolation gives NaN; take order statistics.
-    method = "linear" if np.isfinite(boot).all() else "inverted_cdf"
-    low, high = np.quantile(boot, [alpha, 1.0 - alpha], method=method)
-    return float(low), float(high)
-
-
-def _cluster_sums(values: np.ndarray, clusters) -> np.ndarray:
-    """Per-cluster column sums (C, k) of ``values`` (n, k); every row its own cluster if None."""
-    if clusters is None:
-        return values
-    codes, _ = pd.factorize(pd.Series(clusters), use_na_sentinel=False)
-    sums = np.zeros((codes.max() + 1 if len(codes) else 0, values.shape[1]))
-    np.add.at(sums, codes, values)
-    return sums
-
-
-def cluster_bootstrap(
-    sums: np.ndarray,
-    statistic: Callable[[np.ndarray], np.ndarray],
-    *,
-    n_boot: int = 1000,
-    ci: float = 0.95,
-    rng=None,
-) -> tuple[float, float, float]:
-    """Percentile-bootstrap CI of a statistic of column totals, resampling clusters.
-
-    Each resample draws ``C`` clusters (rows of ``sums``) with replacement and adds up their
-    rows; ``statistic`` maps totals to the value. The mean over spectra is the statistic
-    ``totals[..., 0] / totals[..., 1]`` of the per-cluster sums of ``(value, 1)``; a pooled R^2
-    is a function of summed squares. Drawing whole clusters keeps every spectrum of a protein
-    together, so the interval reflects the variation between proteins.
-
-    Parameters
-    ----------
-    sums : ndarray, shape (C, k)
-        Per-cluster sums of the ``k`` quantities the statistic needs.
-    statistic : callable
-        ``totals (..., k) -> values (...)``, vectorized over leading axes.
-    n_boot : int
-        Number of resamples.
-    ci : float
-        Confidence level in (0, 1).
-    rng : numpy.random.Generator or int, optional
-        Source of the resampling (an int seeds one).
-
-    Returns
-    -------
-    value, ci_low, ci_high : float
-        The statistic of all clusters and the ``(1 - ci) / 2`` and ``(1 + ci) / 2`` quantiles of
-        its resamples. The interval is NaN with fewer than two clusters.
-    """
-    n_boot = _validate_n_boot(n_boot)
-    ci = _validate_ci(ci)
-    sums = np.asarray(sums, dtype=float)
-    if sums.ndim != 2:
-        raise ValueError(f"sums must be 2-D (clusters, quantities), got shape {sums.shape}")
-    if len(sums) == 0:
-        return float("nan"), float("nan"), float("nan")
-    value = float(statistic(sums.sum(axis=0)))
-    if len(sums) < 2:
-        return value, float("nan"), float("nan")
-    rng = np.random.default_rng(rng)
-    idx = rng.integers(0, len(sums), size=(n_boot, len(sums)))
-    # Column by column: memory n_boot x C, not n_boot x C x k. An infinite fill enters a total
-    # only where its cluster is drawn.
-    totals = np.stack([sums[:, k][idx].sum(axis=1) for k in range(sums.shape[1])], axis=-1)
-    boot = np.asarray(statistic(totals), dtype=float)
-    low, high = _percentiles(boot, ci)
-    return value, low, high
-
-
-def _ratio(totals: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return totals[..., 0] / totals[..., 1]
-
-
-def _mean_sums(values: np.ndarray) -> np.ndarray:
-    # An infinite value (a fill) must not turn its protein's count into NaN: inf * 0 is avoided.
-    return np.column_stack([values, np.ones_like(values)])
-
-
-def cluster_bootstrap_mean_ci(
-    values, clusters=None, *, n_boot: int = 1000, ci: float = 0.95, rng=None
-) -> tuple[float, float, float, int, int]:
-    """Mean of ``values`` and its cluster-bootstrap confidence interval, NaN skipped.
-
-    Parameters
-    ----------
-    values : array_like, shape (n,)
-        One value per spectrum; NaN marks an undefined value and is skipped.
-    clusters : array_like, shape (n,), optional
-        Cluster (protein) of each value; None: every value is its own cluster (the ordinary
-        bootstrap of independent values).
-    n_boot, ci, rng
-        As in :func:`cluster_bootstrap`.
-
-    Returns
-    -------
-    mean, ci_low, ci_high : float
-        Mean over the finite values (each spectrum weighs the same) and its percentile interval
-        (resampled proteins, all their spectra). NaN when no value is left; with one value (no
-        ``clusters``) the interval collapses onto it; with one cluster of several values it is NaN.
-    n : int
-        Number of values used.
-    n_clusters : int
-        Number of clusters they come from.
-
-    Examples
-    --------
-    >>> cluster_bootstrap_mean_ci([1.0, 1.2, 3.0, 3.1], ["a", "a", "b", "b"], rng=0)[:3]
-    (2.075, 1.1, 3.05)
-    """
-    values = np.asarray(values, dtype=float)
-    if values.ndim != 1:
-        raise ValueError(f"values must be 1-D, got shape {values.shape}")
-    keep = ~np.isnan(values)
-    if clusters is not None:
-        clusters = np.asarray(clusters, dtype=object)
-        if clusters.shape != values.shape:
-            raise ValueError(f"clusters must have the shape of values {values.shape}, got {clusters.shape}")
-        clusters = clusters[keep]
-    finite = values[keep]
-    n = int(finite.size)
-    if n == 0:
-        _validate_n_boot(n_boot), _validate_ci(ci)
-        return float("nan"), float("nan"), float("nan"), 0, 0
-    if n == 1 and clusters is None:
-        _validate_n_boot(n_boot), _validate_ci(ci)
-        return float(finite[0]), float(finite[0]), float(finite[0]), 1, 1
-    sums = _cluster_sums(_mean_sums(finite), clusters)
-    mean, low, high = cluster_bootstrap(sums, _ratio, n_boot=n_boot, ci=ci, rng=rng)
-    return float(finite.mean()), low, high, n, len(sums)
-
-
-def bootstrap_mean_ci(values, *, n_boot: int = 1000, ci: float = 0.95, rng=None) -> tuple[float, float, float, int]:
-    """Mean of independent ``values`` and its percentile-bootstrap confidence interval, NaN skipped.
-
-    The ordinary bootstrap (every value its own cluster) of :func:`cluster_bootstrap_mean_ci`;
-    use that one, with the proteins as clusters, for spectra.
-
-    Parameters
-    ----------
-    values : array_like, shape (n,)
-        Per-sample values of one metric; NaN marks an undefined value and is skipped.
-    n_boot : int
-        Number of bootstrap resamples.
-    ci : float
-        Confidence level in (0, 1), e.g. 0.95.
-    rng : numpy.random.Generator or int, optional
-        Source of the resampling indices (an int is used as a seed).
-
-    Returns
-    -------
-    mean, ci_low, ci_high : float
-        Mean of the finite values and the ``(1 - ci) / 2`` and ``(1 + ci) / 2`` quantiles of the
-        bootstrap means. All three are NaN when no finite value is left; with a single value the
-        interval collapses onto it.
-    n : int
-        Number of finite values used.
-    """
-    n_boot = _validate_n_boot(n_boot)
-    ci = _validate_ci(ci)
-    mean, low, high, n, _ = cluster_bootstrap_mean_ci(values, None, n_boot=n_boot, ci=ci, rng=rng)
-    return mean, low, high, n
-
-
-def pooled_peak_r2(totals) -> np.ndarray:
-    """R^2 of predicted against true peak heights pooled over all matched pairs of many spectra.
-
-    ``R^2 = 1 - SS_res / SS_tot`` with ``SS_res = sum (a_t - a_p)**2`` and
-    ``SS_tot = sum a_t**2 - (sum a_t)**2 / P`` over all ``P`` matched pairs, from the per-spectrum
-    sums :data:`POOL_COLUMNS`. ``SS_tot`` grows with every spectrum, so the pooled value stays
-    in a useful range where one spectrum's R^2 over a few pairs of similar heights reaches -600.
-    A spectrum without a matched pair adds nothing (its misses count in ``missed_peak_ratio``).
-    ``SS_tot = 0`` follows :mod:`mssr.evaluation.metrics` (1 if exact, else 0); no pair: NaN.
-
-    Parameters
-    ----------
-    totals : array_like, shape (..., 4)
-        Totals of ``n_pairs, peak_ss_res, peak_sum_true, peak_sumsq_true``.
-
-    Returns
-    -------
-    ndarray, shape (...)
-    """
-    totals = np.asarray(totals, dtype=float)
-    n, ss_res, total, total_sq = (totals[..., k] for k in range(4))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ss_tot = total_sq - np.square(total) / n
-        # Relative rounding floor: an SS_tot that is zero up to cancellation is treated as zero.
-        constant = ss_tot <= 1e-12 * np.maximum(total_sq, 1e-300)
-        value = 1.0 - ss_res / ss_tot
-    value = np.where(constant, np.where(ss_res == 0, 1.0, 0.0), value)
-    return np.where(n > 0, value, np.nan)
+# groups and order
 
 
 def _group_rng(seed: int, key: tuple, metric: str) -> np.random.Generator:
@@ -421,7 +214,7 @@ def _group_value(group: pd.DataFrame, metric: str, cluster: str | None, n_boot: 
     """(statistic, value, low, high, n, n_clusters) of one metric of one group."""
     clusters = None if cluster is None else group[cluster].to_numpy(dtype=object)
     if metric == "peak_r2" and _pools(group):
-        sums = _cluster_sums(group[list(POOL_COLUMNS)].to_numpy(dtype=float), clusters)
+        sums = cluster_sums(group[list(POOL_COLUMNS)].to_numpy(dtype=float), clusters)
         value, low, high = cluster_bootstrap(sums, pooled_peak_r2, n_boot=n_boot, ci=ci, rng=rng)
         return ("pooled", value, low, high, len(group), len(sums))
     mean, low, high, n, n_clusters = cluster_bootstrap_mean_ci(
@@ -469,11 +262,11 @@ def summarize(
     -------
     DataFrame
         Long format: the ``by`` columns, then :data:`SUMMARY_VALUE_COLUMNS` (then
-        :data:`SUMMARY_DETAIL_COLUMNS`). ``peak_r2`` is
-        pooled over the group's matched peaks (``statistic == "pooled"``) where ``df`` has the
-        :data:`POOL_COLUMNS`, else the mean of the per-spectrum values. Sorted by group (methods
-        in :data:`METHOD_ORDER`, other columns ascending), then metric in :data:`SUMMARY_METRICS`
-        order.
+        :data:`SUMMARY_DETAIL_COLUMNS`). ``peak_r2`` is pooled over the group's matched peaks
+        (``statistic == "pooled"``) where ``df`` has the
+        :data:`mssr.evaluation.bootstrap.POOL_COLUMNS`, else the mean of the per-spectrum
+        values. Sorted by group (methods in :data:`METHOD_ORDER`, other columns ascending), then
+        metric in :data:`SUMMARY_METRICS` order.
 
     Examples
     --------
@@ -486,8 +279,8 @@ def summarize(
     if not by:
         raise ValueError("by must name at least one column")
     metrics = _validate_metrics(df, metrics, by)
-    n_boot = _validate_n_boot(n_boot)
-    ci = _validate_ci(ci)
+    n_boot = validate_n_boot(n_boot)
+    ci = validate_ci(ci)
     seed = _validate_seed(seed)
     cluster = _resolve_cluster(df, cluster)
 
@@ -536,8 +329,8 @@ def paired(
     For every (test set, factor), learned method ``m`` and reference ``r``, the spectra scored
     by both are paired on ``sample`` (the spectrum's index in its test set). The difference is
     the mean over paired spectra of ``m - r`` (for ``peak_r2``: pooled R^2 of ``m`` minus pooled
-    R^2 of ``r``, :func:`pooled_peak_r2`), with a percentile CI from a cluster bootstrap that
-    draws the same proteins for both methods. A metric undefined for a spectrum (NaN in either
+    R^2 of ``r``, :func:`mssr.evaluation.bootstrap.pooled_peak_r2`), with a percentile CI from
+    a cluster bootstrap that draws the same proteins for both methods. A metric undefined for a spectrum (NaN in either
     method) leaves that spectrum out of its pairs.
 
     Verdict: ``"better"`` where the CI lies entirely on the method's good side of zero
@@ -576,7 +369,7 @@ def paired(
     unknown = [m for m in metrics if m not in HIGHER_IS_BETTER and m not in LOWER_IS_BETTER]
     if unknown:
         raise ValueError(f"metrics {unknown} have no better direction (see HIGHER_IS_BETTER, LOWER_IS_BETTER)")
-    n_boot, ci, seed = _validate_n_boot(n_boot), _validate_ci(ci), _validate_seed(seed)
+    n_boot, ci, seed = validate_n_boot(n_boot), validate_ci(ci), _validate_seed(seed)
     cluster = _resolve_cluster(df, cluster)
     present = list(dict.fromkeys(df["method"]))
     learned = [m for m in learned if m in present]
@@ -601,7 +394,7 @@ def paired(
                     higher = metric in HIGHER_IS_BETTER
                     if metric == "peak_r2" and pool:
                         both = np.column_stack([a[list(POOL_COLUMNS)].to_numpy(float), b[list(POOL_COLUMNS)].to_numpy(float)])
-                        sums = _cluster_sums(both, clusters)
+                        sums = cluster_sums(both, clusters)
                         diff, low, high = cluster_bootstrap(sums, _pooled_difference, n_boot=n_boot, ci=ci, rng=rng)
                         total = sums.sum(axis=0)
                         k = len(POOL_COLUMNS)
