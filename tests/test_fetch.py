@@ -563,16 +563,16 @@ def test_fetch_local_and_empty_folder(tmp_path):
 
 
 def test_fetch_demo_renders_and_agrees_with_the_scanner(tmp_path, monkeypatch):
-    from mssr.data import synthetic
+    from mssr.data import demo as demo_module
 
     calls = []
-    real = synthetic.render_dataset
+    real = demo_module.render_dataset
 
     def spy(out_dir, **kwargs):
         calls.append(kwargs)
         return real(out_dir, **kwargs)
 
-    monkeypatch.setattr(synthetic, "render_dataset", spy)
+    monkeypatch.setattr(demo_module, "render_dataset", spy)
     sizes = {"hsqc_15n": [16, 16], "hnca": [6, 8, 16]}
     demo = {"n_proteins": 2, "experiments": ["hsqc_15n", "hnca"], "seed": 1, "sizes": sizes}
     out = tmp_path / "raw"

@@ -1,13 +1,9 @@
-import hashlib
-import zlib
-
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.optimize import curve_fit
 
-from mssr import io as mssr_io
-from mssr.data import synthetic
+from mssr.data import physics, synthetic
 from mssr.spectrum import Axis
 
 NAN = np.nan
@@ -131,18 +127,6 @@ def test_hncacb_cb_peaks_are_negative():
     assert spectrum.meta["n_peaks"] == 17 and spectrum.meta["protein"] == "bmrb99999"
 
 
-def test_natural_linewidths_match_the_notes():
-    # NMR_NOTES.md (20 kDa): 15N 4.1 Hz at 400 and 5.9 Hz at 900 MHz; 13Ca ~14 Hz at both
-    assert synthetic.natural_linewidth_hz("N", 400) == pytest.approx(4.1, abs=0.01)
-    assert synthetic.natural_linewidth_hz("N", 900) == pytest.approx(5.9, abs=0.01)
-    assert synthetic.natural_linewidth_hz("CA", 400) == pytest.approx(14.0, abs=0.6)
-    assert synthetic.natural_linewidth_hz("CA", 900) == pytest.approx(14.0, abs=0.6)
-    # carbonyl: CSA dominated, narrower in ppm at low field
-    c_lo, c_hi = synthetic.natural_linewidth_hz("C", 400), synthetic.natural_linewidth_hz("C", 900)
-    assert c_lo / 400 < c_hi / 900
-    assert synthetic.natural_linewidth_hz("N", 900, mass_kda=10) == pytest.approx(2.95, abs=0.01)
-
-
 def _fit_fwhm_ppm(line, axis):
     x = np.arange(axis.size, dtype=float)
     (_, _, fwhm), _ = curve_fit(_lorentz, x, line.astype(float), p0=(line.max(), x[line.argmax()], 3.0))
@@ -180,7 +164,7 @@ def test_low_field_pair_broader_by_expected_ratio_and_lower_snr():
                                                sizes=(512, 2048), domain="frequency")
     empty = (slice(None), slice(1700, 2048))  # 1H below 2 ppm: no peak
     sd_hi, sd_lo = noisy_hi.data[empty].std(), noisy_lo.data[empty].std()
-    assert sd_hi == pytest.approx(synthetic.NOISE_SD_900, rel=0.02)
+    assert sd_hi == pytest.approx(physics.NOISE_SD_900, rel=0.02)
     # volume-kept heights in 2D: noise SD ~ B^(2 - 3/2) (noise_sd_volume_scale) ...
     assert sd_lo / sd_hi == pytest.approx(0.5**0.5, rel=0.03)
     # ... so that the peak-height S/N falls as f^1.5 times the Hz-width ratio (not f^1.5 x f^2)
@@ -224,7 +208,7 @@ def test_render_is_deterministic_per_seed():
     c = synthetic.render_spectrum(table, "hnca", 700.0, rng=np.random.default_rng(8))
     np.testing.assert_array_equal(a.data, b.data)
     assert not np.array_equal(a.data, c.data)
-    assert a.shape == synthetic.EXPERIMENTS["hnca"].sizes and a.nuclei == ("13C", "15N", "1H")
+    assert a.shape == physics.EXPERIMENTS["hnca"].sizes and a.nuclei == ("13C", "15N", "1H")
     assert a.field_mhz == pytest.approx(700.0)
 
 
@@ -242,47 +226,6 @@ def test_pick_proteins_real_refdb():
         assert assigned / expected >= 0.8
     with pytest.raises(ValueError, match="proteins have"):
         synthetic.pick_proteins(5, seed=0, refdb=refdb, min_residues=50, max_residues=51, min_assigned=1.0)
-
-
-def test_draw_field_range_and_choice():
-    rng = np.random.default_rng(0)
-    drawn = {synthetic.draw_field(rng, (600, 950)) for _ in range(200)}
-    assert drawn == {600.0, 700.0, 750.0, 800.0, 850.0, 900.0, 950.0}
-    assert {synthetic.draw_field(rng, [500, 800], mode="choice") for _ in range(50)} == {500.0, 800.0}
-    with pytest.raises(ValueError, match="fields_mhz"):
-        synthetic.draw_field(rng, (950, 600))
-
-
-def test_render_dataset_manifest(tmp_path, monkeypatch):
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")  # file headers carry a date: fix it to compare bytes
-    sizes = {"hsqc_15n": (16, 32), "hnca": (8, 6, 16)}
-    manifest = synthetic.render_dataset(tmp_path, n_proteins=2, experiments=["hsqc_15n", "hnca"], seed=3,
-                                        sizes=sizes)
-    table = pd.read_csv(manifest)
-    assert tuple(table.columns) == synthetic.MANIFEST_COLUMNS
-    assert len(table) == 4
-    assert set(table["format"]) == {"ucsf", "pipe"}
-    assert set(table.loc[table["experiment"] == "hsqc_15n", "format"]) == {"ucsf", "pipe"}
-    suffixes = {p.rsplit(".", 1)[1] for p in table["path"]}
-    assert suffixes == {"ucsf", "ft2", "ft3"}
-    refdb = synthetic.load_refdb()
-    for row in table.itertuples():
-        path = tmp_path / row.path
-        assert hashlib.sha256(path.read_bytes()).hexdigest() == row.sha256
-        assert row.field_mhz in synthetic.STANDARD_FIELDS_MHZ and 600 <= row.field_mhz <= 950
-        spectrum = mssr_io.read(path)
-        assert "x".join(map(str, spectrum.shape)) == row.shape and "/".join(spectrum.nuclei) == row.nuclei
-        assert spectrum.field_mhz == pytest.approx(row.field_mhz, rel=1e-6)
-        bmrb_id = int(row.protein[4:])
-        rng = np.random.default_rng([3, bmrb_id, zlib.crc32(row.experiment.encode())])
-        again = synthetic.render_spectrum(synthetic.protein_table(refdb, bmrb_id), row.experiment, row.field_mhz,
-                                          sizes=sizes[row.experiment], rng=rng)
-        np.testing.assert_allclose(np.asarray(spectrum.data), again.data, rtol=1e-6, atol=1e-7)
-    assert (tmp_path / "quarantine.csv").read_text().strip() == "path,reason"
-    # same seed: same bytes
-    again_dir = tmp_path / "again"
-    synthetic.render_dataset(again_dir, n_proteins=2, experiments=["hsqc_15n", "hnca"], seed=3, sizes=sizes)
-    assert list(pd.read_csv(again_dir / "manifest.csv")["sha256"]) == list(table["sha256"])
 
 
 def test_validation_names_the_parameter():
@@ -316,7 +259,7 @@ def test_protein_without_amides_renders_noise_only():
                              "CA": [63.0, 62.5], "CB": [32.0, 31.8], "C": [176.8, 177.0]})
     s = synthetic.render_spectrum(prolines, "hnca", 900.0, sizes=(8, 8, 16), rng=np.random.default_rng(0))
     assert s.meta["n_peaks"] == 0
-    assert s.data.std() == pytest.approx(synthetic.NOISE_SD_900, rel=0.1)
+    assert s.data.std() == pytest.approx(physics.NOISE_SD_900, rel=0.1)
     quiet = synthetic.render_spectrum(prolines, "hnca", 900.0, sizes=(8, 8, 16), rng=np.random.default_rng(0),
                                       noise_sd=0.0)
     assert not quiet.data.any()

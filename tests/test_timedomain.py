@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import integrate, optimize
 
-from mssr.data import synthetic
+from mssr.data import physics, synthetic
 from mssr.data import timedomain as td
 from mssr.spectrum import GYROMAGNETIC_RATIO_TO_1H, Axis, Spectrum
 
@@ -179,7 +179,7 @@ def test_to_grid_keeps_ppm_and_heights():
 
 
 def test_render_pair_shares_the_grid_and_peaks():
-    axes = synthetic.experiment_axes("hsqc_15n", 900.0)
+    axes = physics.experiment_axes("hsqc_15n", 900.0)
     peaks = pd.DataFrame({"ppm_0": [118.0, 125.0], "ppm_1": [8.0, 9.2], "weight": [1.0, 0.5]})
     hi, lo = td.render_pair(peaks, "hsqc_15n", 900.0, 600.0, axes, mass_kda=20, noise_sd=0)
     for a_hi, a_lo in zip(hi.axes, lo.axes):
@@ -203,7 +203,7 @@ def test_validation_names_the_parameter():
     with pytest.raises(ValueError, match="peaks lacks"):
         td.render(pd.DataFrame({"ppm_0": [1.0]}), "hsqc_15n", 900.0, mass_kda=20)
     with pytest.raises(ValueError, match="high_mhz"):
-        td.render_pair(_one_peak(), "hsqc_15n", 600.0, 900.0, synthetic.experiment_axes("hsqc_15n", 600.0), mass_kda=20)
+        td.render_pair(_one_peak(), "hsqc_15n", 600.0, 900.0, physics.experiment_axes("hsqc_15n", 600.0), mass_kda=20)
     with pytest.raises(ValueError, match="TROSY"):
         td.degrade_linewidths("trosy_15n", 900.0, 600.0, mass_kda=20)
 

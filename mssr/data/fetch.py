@@ -13,7 +13,7 @@ Sources
 ``local``
     A folder of already extracted spectra in the same layout: only the manifest is written.
 ``demo``
-    Spectra rendered from real assigned chemical shifts by :mod:`mssr.data.synthetic`.
+    Spectra rendered from real assigned chemical shifts by :mod:`mssr.data.demo`.
 
 Output folder
 -------------
@@ -546,7 +546,7 @@ def fetch(source_cfg: dict, out_dir) -> Path:
         local
             ``path``: folder of already extracted spectra, one sub-folder per protein.
         demo
-            Keyword arguments of :func:`mssr.data.synthetic.render_dataset`.
+            Keyword arguments of :func:`mssr.data.demo.render_dataset`.
 
         ``artina`` and ``local`` also take ``field_hint`` and ``protein_depth`` (see
         :func:`build_manifest`).
@@ -569,10 +569,10 @@ def fetch(source_cfg: dict, out_dir) -> Path:
     started = _now()
 
     if source == "demo":
-        from mssr.data import synthetic  # renders spectra; imported only when asked for
+        from mssr.data import demo  # renders spectra; imported only when asked for
 
         # render_dataset reads every file back and writes manifest.csv and quarantine.csv itself.
-        manifest_path = Path(synthetic.render_dataset(out_dir, **options))
+        manifest_path = Path(demo.render_dataset(out_dir, **options))
         info = {"archives": [], "n_spectra": len(pd.read_csv(manifest_path))}
         _write_fetch_json(out_dir, source, info, started, options)
         return manifest_path

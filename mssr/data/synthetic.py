@@ -7,18 +7,14 @@ package: ``makeshift/data/refdb/refdb_backbone.csv`` with one row per residue an
 Each experiment turns a protein's shift table into a peak list by the residue rules of
 triple-resonance NMR (:func:`peak_list`), then :func:`render` draws the peaks on a ppm grid with
 linewidths in Hz that depend on the field, and adds Gaussian noise whose standard deviation falls
-with the field so that the sensitivity grows as B0^(3/2).
+with the field so that the sensitivity grows as B0^(3/2). The experiments, line widths and
+noise levels are those of :mod:`mssr.data.physics`; :mod:`mssr.data.demo` writes the rendered
+spectra as the demo data set.
 
 Physical model (estimates, see NMR_NOTES.md)
 --------------------------------------------
-* Natural linewidth (FWHM, Hz) per atom: ``LW(B) = (dipolar + csa_900 * (B / 900 MHz)^2) * M / 20 kDa``
-  with the protein mass ``M`` (110 Da per residue): relaxation rates grow with the rotational
-  correlation time, which grows with the mass. For 20 kDa: 15N 4.1 Hz at 400 MHz and 5.9 Hz at
-  900 MHz; 13Ca and 13Cb ~14 Hz at any field; 13C' CSA dominated (3.6 Hz at 400, 10 Hz at
-  900 MHz, narrower in ppm at low field); amide 1H 17.6 Hz at 400 and 20 Hz at 900 MHz.
-* Acquisition: a time-domain signal recorded for ``t_max`` seconds cannot resolve lines narrower
-  than about ``1 / t_max``; that width (fixed in Hz, the same at every field) is added to the
-  natural one. In the indirect dimensions of 3D experiments it dominates (100-143 Hz).
+* Line widths (natural + acquisition-limited) and the noise SD at a field come from
+  :mod:`mssr.data.physics`.
 * Lineshapes are Lorentzian (or Gaussian) sampled at the point centres.
 * Peak volumes in ppm space are field independent: a line that is broader in ppm is lower.
   Heights equal the relative intensity at 900 MHz. Sensitivity: the peak-height S/N of a line grows
@@ -26,8 +22,9 @@ Physical model (estimates, see NMR_NOTES.md)
   Lorentzian of fixed area in Hz), each spectrum in its own units. On the volume-keeping ppm scale
   used here, where a line of width ``LW`` Hz has height ``prod_k 1 / (LW_k / MHz_k)``, that makes
   the noise SD ``noise_sd * (B / 900)^(d - 3/2)`` for a d-dimensional spectrum, whatever the widths
-  (:func:`noise_sd_volume_scale`). (Before this was ``noise_sd * (900 / B)^(3/2)``, which on the
-  lowered heights counted the sensitivity loss twice: S/N ~ B0^(3/2 + d) for lines fixed in Hz.)
+  (:func:`mssr.data.physics.noise_sd_volume_scale`). (Before this was
+  ``noise_sd * (900 / B)^(3/2)``, which on the lowered heights counted the sensitivity loss
+  twice: S/N ~ B0^(3/2 + d) for lines fixed in Hz.)
 * Physically true pairs of 2D 1H-15N experiments come from the time-domain renderer
   (:mod:`mssr.data.timedomain`: FIDs, nmrglue processing); :func:`render_pair` uses it.
 * Scalar couplings are not drawn: 1H-15N HSQC and the amide dimensions of the 3D experiments are
@@ -42,44 +39,29 @@ Physical model (estimates, see NMR_NOTES.md)
 
 from __future__ import annotations
 
-import hashlib
 import importlib.resources
 import io as _stdio
-import zlib
-from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Literal, Sequence
 
 import numpy as np
 import pandas as pd
 
-from mssr.atomic import write_text
+from mssr.data.physics import (
+    NOISE_SD_900,
+    REFERENCE_FIELD_MHZ,
+    experiment_axes,
+    noise_sd_volume_scale,
+    peak_linewidths_hz,
+    validate_experiment,
+    validate_field,
+)
 from mssr.spectrum import Axis, Spectrum
 
 Lineshape = Literal["lorentzian", "gaussian"]
-FieldMode = Literal["range", "choice"]
 Domain = Literal["time", "frequency"]
 
-REFERENCE_FIELD_MHZ = 900.0
-"""Field at which peak heights equal their relative intensity and ``noise_sd`` applies, MHz."""
-
-NOISE_SD_900 = 0.02
-"""Default noise SD at 900 MHz relative to a unit peak height (SNR 50)."""
-
-STANDARD_FIELDS_MHZ: tuple[int, ...] = (400, 500, 600, 700, 750, 800, 850, 900, 950, 1000, 1100, 1200)
-"""1H frequencies of commercial NMR magnets, MHz: a field range draws among these."""
-
 DALTON_PER_RESIDUE = 110.0
-
-# (dipolar Hz, CSA Hz at 900 MHz) for a 20 kDa protein; estimates from a simple relaxation model.
-NATURAL_LINEWIDTH_HZ: dict[str, tuple[float, float]] = {
-    "H": (17.0, 3.0),
-    "N": (3.657, 2.243),  # 4.1 Hz at 400 MHz, 5.9 Hz at 900 MHz
-    "CA": (14.0, 0.5),
-    "CB": (14.0, 0.5),
-    "C": (2.0, 8.0),
-}
 
 # Shifts outside these ranges (ppm) are mis-referenced or mistyped entries and count as unassigned.
 PLAUSIBLE_PPM: dict[str, tuple[float, float]] = {
@@ -102,43 +84,6 @@ STANDARD_AA = frozenset("ACDEFGHIKLMNPQRSTVWY")
 INTENSITY_LOG_SD = 0.25
 
 
-@dataclass(frozen=True)
-class Experiment:
-    """How one experiment is recorded.
-
-    Attributes
-    ----------
-    nuclei : tuple of str
-        Nucleus per axis in array order (last = directly detected 1H).
-    windows : tuple of (float, float)
-        (centre ppm, width ppm) per axis.
-    sizes : tuple of int
-        Default number of points per axis.
-    t_max_ms : tuple of float
-        Acquisition time per axis, ms; adds ``1 / t_max`` Hz to the linewidth.
-    """
-
-    nuclei: tuple[str, ...]
-    windows: tuple[tuple[float, float], ...]
-    sizes: tuple[int, ...]
-    t_max_ms: tuple[float, ...]
-
-
-_H = (8.5, 6.0)  # amide 1H: 11.5 .. 5.5 ppm, the region usually extracted after processing; holds
-# backbone, Asn/Gln NH2 and Trp indole peaks
-_N = (119.0, 30.0)
-_CACB = (46.0, 60.0)  # 76 .. 16 ppm: Thr Cb (~70) to Ala Cb (~19)
-
-EXPERIMENTS: dict[str, Experiment] = {
-    "hsqc_15n": Experiment(("15N", "1H"), (_N, _H), (128, 256), (64.0, 100.0)),
-    "hnca": Experiment(("13C", "15N", "1H"), ((53.5, 28.0), _N, _H), (48, 32, 128), (7.0, 10.0, 100.0)),
-    "hnco": Experiment(("13C", "15N", "1H"), ((177.0, 10.0), _N, _H), (48, 32, 128), (10.0, 10.0, 100.0)),
-    "hncacb": Experiment(("13C", "15N", "1H"), (_CACB, _N, _H), (48, 32, 128), (7.0, 10.0, 100.0)),
-    "cbcaconh": Experiment(("13C", "15N", "1H"), (_CACB, _N, _H), (48, 32, 128), (7.0, 10.0, 100.0)),
-}
-"""Rendered experiments: windows as NMR_NOTES.md "Typical windows" (13C of HNCACB/CBCA(CO)NH
-widened to hold the Cb shifts); acquisition times typical of protein triple-resonance work."""
-
 # Carbon peaks of residue i's amide strip: (atom, residue offset, relative signed intensity).
 _STRIP_CARBONS: dict[str, tuple[tuple[str, int, float], ...]] = {
     "hnca": (("CA", 0, 1.0), ("CA", -1, 0.5)),
@@ -151,26 +96,10 @@ _STRIP_CARBONS: dict[str, tuple[tuple[str, int, float], ...]] = {
 # --------------------------------------------------------------------------- validation
 
 
-def _validate_experiment(experiment) -> Experiment:
-    if not isinstance(experiment, str):
-        raise TypeError(f"experiment must be a str, got {type(experiment).__name__}")
-    if experiment not in EXPERIMENTS:
-        raise ValueError(f"experiment {experiment!r} is not rendered; expected one of {sorted(EXPERIMENTS)}")
-    return EXPERIMENTS[experiment]
-
-
 def _validate_rng(rng) -> np.random.Generator:
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     return rng
-
-
-def _validate_field(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number (MHz), got {type(value).__name__}")
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be finite and > 0 MHz, got {value}")
-    return float(value)
 
 
 def _validate_protein_df(protein_df) -> pd.DataFrame:
@@ -184,17 +113,6 @@ def _validate_protein_df(protein_df) -> pd.DataFrame:
     if protein_df["seq_id"].duplicated().any():
         raise ValueError("protein_df has duplicate seq_id values")
     return protein_df
-
-
-def _validate_sizes(sizes, exp: Experiment) -> tuple[int, ...]:
-    if sizes is None:
-        return exp.sizes
-    sizes = tuple(sizes)
-    if len(sizes) != len(exp.nuclei):
-        raise ValueError(f"sizes must have {len(exp.nuclei)} entries (one per axis), got {sizes}")
-    if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 2 for s in sizes):
-        raise ValueError(f"sizes must be ints >= 2, got {sizes}")
-    return tuple(int(s) for s in sizes)
 
 
 # --------------------------------------------------------------------------- RefDB
@@ -356,7 +274,7 @@ def peak_list(protein_df: pd.DataFrame, experiment: str, *, rng: np.random.Gener
     protein_df : DataFrame
         One protein's shifts (columns ``seq_id, aa, H, N, CA, CB, C``), ppm.
     experiment : str
-        One of :data:`EXPERIMENTS`.
+        One of :data:`mssr.data.physics.EXPERIMENTS`.
     rng : numpy.random.Generator
         Draws side-chain shifts and intensity factors.
 
@@ -368,7 +286,7 @@ def peak_list(protein_df: pd.DataFrame, experiment: str, *, rng: np.random.Gener
         ``weight`` (signed relative intensity), ``residue`` (seq_id of the amide), ``aa`` and
         ``label`` (e.g. ``'CB(i-1)'``).
     """
-    exp = _validate_experiment(experiment)
+    exp = validate_experiment(experiment)
     df = _validate_protein_df(protein_df).sort_values("seq_id").reset_index(drop=True)
     _validate_rng(rng)
     amide_mask = ((df["aa"] != "P") & _assigned(df, "H") & _assigned(df, "N")).to_numpy()
@@ -411,105 +329,6 @@ def peak_list(protein_df: pd.DataFrame, experiment: str, *, rng: np.random.Gener
     columns = [f"ppm_{k}" for k in range(ndim)] + [f"atom_{k}" for k in range(ndim)]
     columns += ["weight", "residue", "aa", "label"]
     return pd.DataFrame.from_records(records, columns=columns)
-
-
-# --------------------------------------------------------------------------- physics
-
-
-def natural_linewidth_hz(atom: str, field_mhz: float, *, mass_kda: float = 20.0) -> float:
-    """Relaxation-limited FWHM of one atom's line, Hz (see the module notes; estimates).
-
-    Parameters
-    ----------
-    atom : str
-        'H', 'N', 'CA', 'CB' or 'C' (carbonyl).
-    field_mhz : float
-        1H frequency of the magnet, MHz.
-    mass_kda : float
-        Protein mass, kDa; widths scale linearly with it.
-    """
-    if atom not in NATURAL_LINEWIDTH_HZ:
-        raise ValueError(f"atom must be one of {sorted(NATURAL_LINEWIDTH_HZ)}, got {atom!r}")
-    field_mhz = _validate_field("field_mhz", field_mhz)
-    dipolar, csa = NATURAL_LINEWIDTH_HZ[atom]
-    return (dipolar + csa * (field_mhz / REFERENCE_FIELD_MHZ) ** 2) * float(mass_kda) / 20.0
-
-
-def peak_linewidths_hz(peaks: pd.DataFrame, experiment: str, field_mhz: float, *, mass_kda: float) -> np.ndarray:
-    """FWHM of every peak along every axis, Hz: natural + acquisition-limited ``1 / t_max``.
-
-    Returns
-    -------
-    ndarray, shape (n_peaks, ndim)
-    """
-    exp = _validate_experiment(experiment)
-    ndim = len(exp.nuclei)
-    widths = np.empty((len(peaks), ndim))
-    for k in range(ndim):
-        acquisition_hz = 1000.0 / exp.t_max_ms[k]
-        natural = {a: natural_linewidth_hz(a, field_mhz, mass_kda=mass_kda) for a in NATURAL_LINEWIDTH_HZ}
-        widths[:, k] = [natural[a] + acquisition_hz for a in peaks[f"atom_{k}"]]
-    return widths
-
-
-def noise_sd_at(field_mhz: float, noise_sd: float = NOISE_SD_900) -> float:
-    """Noise SD at ``field_mhz`` for a given SD at 900 MHz: SNR grows as B0^(3/2).
-
-    This holds for spectra whose peak heights do not change with the field (lines of unchanged
-    ppm width, or each spectrum in its own units with lines of equal Hz width). The rendered
-    spectra keep volumes in ppm instead: use :func:`noise_sd_volume_scale`.
-    """
-    return float(noise_sd) * (REFERENCE_FIELD_MHZ / _validate_field("field_mhz", field_mhz)) ** 1.5
-
-
-def noise_sd_volume_scale(field_mhz: float, ndim: int, noise_sd: float = NOISE_SD_900) -> float:
-    """Noise SD at ``field_mhz`` of a d-dimensional spectrum whose peak volumes in ppm are kept.
-
-    Derivation, per axis k with linewidth ``LW_k(B)`` Hz and nucleus frequency ``MHz_k ~ B``:
-    the rendered height is ``h(B) = w prod_k LW_k(900)/MHz_k(900) / (LW_k(B)/MHz_k(B))``; the
-    sensitivity rule gives ``S/N(B) = (w / noise_sd) (B/900)^(3/2) prod_k LW_k(900) / LW_k(B)``.
-    Their ratio is the noise SD ``h / (S/N) = noise_sd (900/B)^(3/2) prod_k MHz_k(B)/MHz_k(900)
-    = noise_sd (B/900)^(d - 3/2)``: the widths cancel.
-
-    Parameters
-    ----------
-    field_mhz : float
-        1H frequency, MHz.
-    ndim : int
-        Number of axes d.
-    noise_sd : float
-        Noise SD at 900 MHz relative to a unit peak height.
-    """
-    field_mhz = _validate_field("field_mhz", field_mhz)
-    if isinstance(ndim, bool) or not isinstance(ndim, (int, np.integer)) or ndim < 1:
-        raise ValueError(f"ndim must be an int >= 1, got {ndim!r}")
-    return float(noise_sd) * (field_mhz / REFERENCE_FIELD_MHZ) ** (int(ndim) - 1.5)
-
-
-def experiment_axes(experiment: str, field_mhz: float, *, sizes=None, windows=None) -> tuple[Axis, ...]:
-    """The axes of an experiment at a field (array order, last = direct 1H).
-
-    Parameters
-    ----------
-    experiment : str
-        One of :data:`EXPERIMENTS`.
-    field_mhz : float
-        1H frequency, MHz.
-    sizes : sequence of int, optional
-        Points per axis; defaults to the experiment's.
-    windows : sequence of (centre ppm, width ppm), optional
-        Per axis; defaults to the experiment's.
-    """
-    exp = _validate_experiment(experiment)
-    field_mhz = _validate_field("field_mhz", field_mhz)
-    sizes = _validate_sizes(sizes, exp)
-    windows = exp.windows if windows is None else tuple(tuple(w) for w in windows)
-    if len(windows) != len(exp.nuclei):
-        raise ValueError(f"windows must have {len(exp.nuclei)} (centre, width) entries, got {windows}")
-    return tuple(
-        Axis.from_ppm_window(nuc, field_mhz, c + w / 2.0, c - w / 2.0, n)
-        for nuc, (c, w), n in zip(exp.nuclei, windows, sizes)
-    )
 
 
 # --------------------------------------------------------------------------- rendering
@@ -674,7 +493,7 @@ def render_spectrum(
     protein_df : DataFrame
         One protein's shifts (see :func:`peak_list`).
     experiment : str
-        One of :data:`EXPERIMENTS`.
+        One of :data:`mssr.data.physics.EXPERIMENTS`.
     field_mhz : float
         1H frequency of the magnet, MHz.
     sizes, windows : optional
@@ -683,7 +502,8 @@ def render_spectrum(
         Draws side-chain shifts, intensities and noise.
     noise_sd : float
         Noise SD at 900 MHz relative to a unit peak; at other fields
-        :func:`noise_sd_volume_scale` (peak-height S/N ~ B0^(3/2) for lines of equal Hz width).
+        :func:`mssr.data.physics.noise_sd_volume_scale` (peak-height S/N ~ B0^(3/2) for lines of
+        equal Hz width).
     lineshape : {'lorentzian', 'gaussian'}
 
     Returns
@@ -693,7 +513,7 @@ def render_spectrum(
         (peaks whose centre lies in the window), ``noise_sd`` (at this field), ``lineshape``,
         ``source`` ('synthetic').
     """
-    field_mhz = _validate_field("field_mhz", field_mhz)
+    field_mhz = validate_field("field_mhz", field_mhz)
     axes = experiment_axes(experiment, field_mhz, sizes=sizes, windows=windows)
     peaks = _in_window(peak_list(protein_df, experiment, rng=rng), axes)
     return _render_at(peaks, experiment, axes, field_mhz, _mass_kda(protein_df), lineshape=lineshape,
@@ -735,8 +555,8 @@ def render_pair(
         High-field and low-field spectrum; meta as in :func:`render_spectrum` plus ``pair``
         (``'high'`` / ``'low'``) and ``domain``.
     """
-    high_mhz = _validate_field("high_mhz", high_mhz)
-    low_mhz = _validate_field("low_mhz", low_mhz)
+    high_mhz = validate_field("high_mhz", high_mhz)
+    low_mhz = validate_field("low_mhz", low_mhz)
     if not high_mhz > low_mhz:
         raise ValueError(f"high_mhz ({high_mhz}) must be greater than low_mhz ({low_mhz})")
     if domain not in ("time", "frequency"):
@@ -804,8 +624,8 @@ def render_field_series(
     if experiment not in timedomain.ACQUISITIONS:
         raise ValueError(f"experiment {experiment!r} has no time-domain renderer; expected one of "
                          f"{sorted(timedomain.ACQUISITIONS)} (or domain='frequency')")
-    high_mhz = _validate_field("high_mhz", high_mhz)
-    lows = [_validate_field("low_mhzs[]", f) for f in low_mhzs]
+    high_mhz = validate_field("high_mhz", high_mhz)
+    lows = [validate_field("low_mhzs[]", f) for f in low_mhzs]
     bad = [f for f in lows if not f < high_mhz]
     if bad:
         raise ValueError(f"low_mhzs must all be below high_mhz ({high_mhz}), got {bad}")
@@ -830,144 +650,3 @@ def render_field_series(
     high = one(high_mhz, "high", rng)
     low_list = [one(f, "low", rng if low_rngs is None else low_rngs[k]) for k, f in enumerate(lows)]
     return high, low_list
-
-
-# --------------------------------------------------------------------------- data set
-
-MANIFEST_COLUMNS = ("protein", "experiment", "path", "format", "ndim", "shape", "nuclei", "field_mhz", "sha256")
-
-_PIPE_SUFFIX = {2: ".ft2", 3: ".ft3", 4: ".ft4"}
-
-
-def draw_field(rng: np.random.Generator, fields_mhz: Sequence[float], *, mode: FieldMode = "range") -> float:
-    """Draw a spectrometer field, MHz.
-
-    ``mode='range'``: ``fields_mhz`` is ``(low, high)`` and the field is drawn uniformly among the
-    :data:`STANDARD_FIELDS_MHZ` magnets in that closed range. ``mode='choice'``: drawn uniformly
-    from ``fields_mhz`` itself.
-    """
-    fields = [float(f) for f in fields_mhz]
-    if not fields or not all(np.isfinite(f) and f > 0 for f in fields):
-        raise ValueError(f"fields_mhz must be positive MHz values, got {fields_mhz}")
-    if mode == "range":
-        if len(fields) != 2 or fields[0] > fields[1]:
-            raise ValueError(f"fields_mhz must be (low, high) MHz for mode='range', got {fields_mhz}")
-        fields = [float(f) for f in STANDARD_FIELDS_MHZ if fields[0] <= f <= fields[1]]
-        if not fields:
-            raise ValueError(f"no standard magnet field ({STANDARD_FIELDS_MHZ}) lies in {fields_mhz}")
-    elif mode != "choice":
-        raise ValueError(f"mode must be 'range' or 'choice', got {mode!r}")
-    return float(fields[int(rng.integers(len(fields)))])
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def render_dataset(
-    out_dir,
-    *,
-    n_proteins: int,
-    experiments: Sequence[str],
-    fields_mhz: Sequence[float] = (600, 950),
-    field_mode: FieldMode = "range",
-    seed: int,
-    formats: Sequence[str] = ("ucsf", "pipe"),
-    sizes: dict | None = None,
-    windows: dict | None = None,
-    noise_sd: float = NOISE_SD_900,
-) -> Path:
-    """Render a demo data set as real spectrum files with a manifest.
-
-    Proteins are drawn with :func:`pick_proteins`; each gets one field (:func:`draw_field`) and
-    every experiment of ``experiments`` rendered at it, written with :func:`mssr.io.write` to
-    ``out_dir/<protein>/<experiment>.<ucsf|ft2|ft3>``. The format cycles through ``formats`` with
-    (protein index + experiment index), so every experiment appears in every format. Each
-    protein's draws come from a generator seeded by ``(seed, bmrb_id, experiment)``: one spectrum
-    does not change when the protein or experiment lists change.
-
-    Parameters
-    ----------
-    out_dir : str or Path
-        Output folder (created).
-    n_proteins : int
-        Number of proteins.
-    experiments : sequence of str
-        Experiment names (:data:`EXPERIMENTS`).
-    fields_mhz : sequence of float
-        ``(low, high)`` MHz range (``field_mode='range'``) or the fields to choose from.
-    field_mode : {'range', 'choice'}
-    seed : int
-        Seed of the protein and field draws and of the rendering.
-    formats : sequence of {'ucsf', 'pipe'}
-        File formats to alternate.
-    sizes : dict of str to tuple of int, optional
-        Points per axis per experiment; defaults to :data:`EXPERIMENTS`.
-    windows : dict of str to tuple of (float, float), optional
-        (centre ppm, width ppm) per axis per experiment; defaults to :data:`EXPERIMENTS`.
-    noise_sd : float
-        Noise SD at 900 MHz (see :func:`render_spectrum`).
-
-    Returns
-    -------
-    Path
-        ``out_dir/manifest.csv`` with the columns :data:`MANIFEST_COLUMNS` (``path`` relative to
-        ``out_dir``; ``sha256`` of each file), written atomically. Every file is read back
-        (shape and nuclei checked) before it is listed; an empty ``quarantine.csv`` is written
-        beside the manifest, as the fetch stage does for other sources.
-    """
-    from mssr import io as mssr_io  # the only module that knows file formats
-
-    out_dir = Path(out_dir)
-    experiments = list(experiments)
-    if not experiments:
-        raise ValueError("experiments must name at least one experiment")
-    for e in experiments:
-        _validate_experiment(e)
-    formats = list(formats)
-    bad = [f for f in formats if f not in ("ucsf", "pipe")]
-    if not formats or bad:
-        raise ValueError(f"formats must be a non-empty sequence of 'ucsf'/'pipe', got {formats}")
-    sizes = sizes or {}
-    windows = windows or {}
-    refdb = load_refdb()
-    rows = []
-    for p_idx, bmrb_id in enumerate(pick_proteins(n_proteins, seed=seed, refdb=refdb)):
-        table = protein_table(refdb, bmrb_id)
-        name = protein_name(bmrb_id)
-        field = draw_field(np.random.default_rng([seed, bmrb_id]), fields_mhz, mode=field_mode)
-        for e_idx, experiment in enumerate(experiments):
-            rng = np.random.default_rng([seed, bmrb_id, zlib.crc32(experiment.encode())])
-            spectrum = render_spectrum(table, experiment, field, sizes=sizes.get(experiment),
-                                       windows=windows.get(experiment), rng=rng, noise_sd=noise_sd)
-            fmt = formats[(p_idx + e_idx) % len(formats)]
-            suffix = ".ucsf" if fmt == "ucsf" else _PIPE_SUFFIX[spectrum.ndim]
-            rel = Path(name) / f"{experiment}{suffix}"
-            (out_dir / name).mkdir(parents=True, exist_ok=True)
-            mssr_io.write(spectrum, out_dir / rel)
-            back = mssr_io.read(out_dir / rel, lazy=True)
-            if back.shape != spectrum.shape or back.nuclei != spectrum.nuclei:
-                raise ValueError(
-                    f"{out_dir / rel}: read back as {back.shape} {back.nuclei}, written as "
-                    f"{spectrum.shape} {spectrum.nuclei}"
-                )
-            rows.append({
-                "protein": name,
-                "experiment": experiment,
-                "path": rel.as_posix(),
-                "format": fmt,
-                "ndim": spectrum.ndim,
-                "shape": "x".join(str(s) for s in spectrum.shape),
-                "nuclei": "/".join(spectrum.nuclei),
-                "field_mhz": field,
-                "sha256": _sha256(out_dir / rel),
-            })
-    manifest = out_dir / "manifest.csv"
-    write_text(manifest, pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS)).to_csv(index=False))
-    # Rendered files cannot be unreadable (each was read back above): the quarantine list is empty.
-    write_text(out_dir / "quarantine.csv", pd.DataFrame(columns=["path", "reason"]).to_csv(index=False))
-    return manifest
