@@ -43,7 +43,7 @@ CLASSICAL_METHODS = ("identity", "wiener", "richardson_lucy", "lorentz_gauss", "
 
 PARAMETER_GRID: dict[str, dict[str, list]] = {
     # noise-to-signal weight of the Laplacian regularizer
-    "wiener": {"balance": [0.001, 0.003, 0.01, 0.03, 0.1, 0.3]},
+    "wiener": {"balance": [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1]},
     "richardson_lucy": {"iterations": [3, 5, 10, 20, 40]},
     # g2 = g2_ratio x g1 per axis (NMR_NOTES: g2 of 1.25-4 x g1); the window's largest gain is
     # exp(1 / (1.44 g2_ratio^2)): 16 at 0.5, 2 at 1, 1.36 at 1.5
