@@ -42,7 +42,7 @@ import numpy as np
 
 from mssr import degrade
 from mssr.config import degrade_params
-from mssr.data import preprocess, synthetic
+from mssr.data import physics, preprocess, synthetic
 from mssr.data.store import read_samples, write_samples
 from mssr.factors import as_factor, factor_label
 
@@ -131,7 +131,7 @@ def physical_proteins(assignment_json, manifest_csv=None, *, n_proteins: int = P
 def build_physical(assignment_json, manifest_csv, out_h5, *, factors, size: int, seed: int = 0,
                    experiment: str = "hsqc_15n", high_mhz: float = PHYSICAL_HIGH_MHZ,
                    n_proteins: int = PHYSICAL_N_PROTEINS, heldout_seed: int = 1,
-                   noise_sd: float = synthetic.NOISE_SD_900) -> Path:
+                   noise_sd: float = physics.NOISE_SD_900) -> Path:
     """Record the physical test set's proteins at ``high_mhz`` and at ``high_mhz / f`` for every ``f``.
 
     One peak list per protein; the truth is recorded once, each factor's low-field input once from
