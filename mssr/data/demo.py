@@ -8,7 +8,6 @@ it back and lists it in ``manifest.csv``. It is the ``demo`` source of :mod:`mss
 
 from __future__ import annotations
 
-import hashlib
 import zlib
 from pathlib import Path
 from typing import Literal, Sequence
@@ -19,6 +18,7 @@ import pandas as pd
 from mssr.atomic import write_text
 from mssr.data.physics import NOISE_SD_900, validate_experiment
 from mssr.data.synthetic import load_refdb, pick_proteins, protein_name, protein_table, render_spectrum
+from mssr.provenance import sha256_file
 
 FieldMode = Literal["range", "choice"]
 
@@ -49,14 +49,6 @@ def draw_field(rng: np.random.Generator, fields_mhz: Sequence[float], *, mode: F
     elif mode != "choice":
         raise ValueError(f"mode must be 'range' or 'choice', got {mode!r}")
     return float(fields[int(rng.integers(len(fields)))])
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def render_dataset(
@@ -157,7 +149,7 @@ def render_dataset(
                 "shape": "x".join(str(s) for s in spectrum.shape),
                 "nuclei": "/".join(spectrum.nuclei),
                 "field_mhz": field,
-                "sha256": _sha256(out_dir / rel),
+                "sha256": sha256_file(out_dir / rel),
             })
     manifest = out_dir / "manifest.csv"
     write_text(manifest, pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS)).to_csv(index=False))

@@ -12,7 +12,6 @@ against its SHA-256 and cached; nothing else from it is used.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from mssr.provenance import sha256_file
 from mssr.spectrum import Spectrum
 
 PEAKIPY_REQUIREMENT = "peakipy==2.2.1"
@@ -39,14 +39,6 @@ def default_cache() -> Path:
     return Path(os.environ.get("MSSR_CACHE") or Path.home() / ".cache" / "mssr")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fetch_peakipy_sdist(cache=None, *, timeout_s: float = 600.0) -> Path:
     """The checksummed peakipy sdist, downloaded once into ``cache`` with ``pip download``.
 
@@ -57,7 +49,7 @@ def fetch_peakipy_sdist(cache=None, *, timeout_s: float = 600.0) -> Path:
     """
     cache = Path(cache) if cache is not None else default_cache()
     tarball = cache / PEAKIPY_SDIST
-    if tarball.is_file() and _sha256(tarball) == PEAKIPY_SDIST_SHA256:
+    if tarball.is_file() and sha256_file(tarball) == PEAKIPY_SDIST_SHA256:
         return tarball
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache, prefix=".download-") as tmp:
@@ -71,7 +63,7 @@ def fetch_peakipy_sdist(cache=None, *, timeout_s: float = 600.0) -> Path:
         if result.returncode != 0 or not fetched.is_file():
             tail = " | ".join((result.stderr or result.stdout).strip().splitlines()[-3:])
             raise RuntimeError(f"cannot download {PEAKIPY_REQUIREMENT} from the package index: {tail}")
-        digest = _sha256(fetched)
+        digest = sha256_file(fetched)
         if digest != PEAKIPY_SDIST_SHA256:
             raise RuntimeError(f"{PEAKIPY_SDIST} has sha256 {digest}, expected {PEAKIPY_SDIST_SHA256}")
         os.replace(fetched, tarball)
@@ -91,7 +83,7 @@ class RealPlane:
 def extract_series(sdist, out_dir) -> dict[str, Path]:
     """The measured series files of :data:`REAL_SERIES`, extracted from the sdist into ``out_dir``."""
     sdist = Path(sdist)
-    if _sha256(sdist) != PEAKIPY_SDIST_SHA256:
+    if sha256_file(sdist) != PEAKIPY_SDIST_SHA256:
         raise ValueError(f"{sdist}: not the peakipy 2.2.1 sdist (sha256 differs)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
