@@ -426,7 +426,8 @@ def linewidths(x: np.ndarray, peaks: Peaks) -> np.ndarray:
     outward from the apex, the first point below ``h / 2`` on each side and the point before it
     are joined by a straight line, and the FWHM is the distance between the two crossings. The
     baseline is taken as 0 (spectra are baseline-corrected). A line that does not fall below
-    half height before the spectrum's edge gets NaN on that axis; two lines that overlap above
+    half height before the spectrum's edge gets NaN on that axis (so does a reading that is not a
+    positive finite width); two lines that overlap above
     half height are measured as one (a blend is as wide as it looks).
 
     Accuracy on sampled Lorentzians, largest error over sub-pixel centre positions (measured;
@@ -469,7 +470,10 @@ def linewidths(x: np.ndarray, peaks: Peaks) -> np.ndarray:
     x64 = x.astype(np.float64)
     along_0 = _half_height_width(sign * x64[:, cols].T, rows)
     along_1 = _half_height_width(sign * x64[rows, :], cols)
-    return np.column_stack([along_0, along_1])
+    widths = np.column_stack([along_0, along_1])
+    # a reading that is not a positive finite width (flat flanks at half height, a dip through the
+    # apex of a noisy low line) is no width: NaN like an unbounded line
+    return np.where(np.isfinite(widths) & (widths > 0), widths, np.nan)
 
 
 def close_pairs(peaks: Peaks, fwhm_px) -> tuple[np.ndarray, np.ndarray]:
