@@ -8,6 +8,8 @@ import logging
 import os
 import sys
 
+from mssr.model import SAMPLERS
+
 
 def _cmd_factors(args) -> int:
     from mssr.factors import format_table1
@@ -109,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output file; its suffix picks the format (.ucsf, .ft2, ...). Default: next to the input, "
                    "<stem>_mssr<to-mhz><ext>")
     p.add_argument("--force", action="store_true", help="replace existing outputs (the input is never replaced)")
-    p.add_argument("--sampler", choices=["ddpm", "ddim", "dpmsolver"], default=None,
+    p.add_argument("--sampler", choices=list(SAMPLERS), default=None,
                    help="default: the model's own (native models: their validated few-step ddpm; others: "
                    "the paper's ddpm)")
     p.add_argument("--steps", type=int, default=None, help="sampling steps (paper: 500)")

@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from mssr.model import SAMPLERS
 from mssr.model.sample import LIMITS, SampleConfig, check_device_name
 
 _DEFAULTS = SampleConfig()
@@ -27,7 +28,6 @@ variant of this schedule) within the protocol's MSE, where DPM-Solver++ with 20 
 fast mode) was 20x worse. A native-resolution model ignores it: its default is already its own
 validated few-step setting."""
 
-SAMPLERS = ("ddpm", "ddim", "dpmsolver")
 
 
 def validate_mhz(name: str, option: str, value) -> float:
@@ -129,7 +129,7 @@ def sample_config(*, sampler=None, steps=None, repeats=None, fast: bool = False,
     """
     validate_flags(fast=fast)
     if sampler is not None and sampler not in SAMPLERS:
-        raise ValueError(f"sampler (--sampler) must be ddpm, ddim or dpmsolver, got {sampler!r}")
+        raise ValueError(f"sampler (--sampler) must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed (--seed) must be an int, got {type(seed).__name__}")
     if not 0 <= seed < 2**63:

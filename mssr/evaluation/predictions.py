@@ -298,7 +298,7 @@ def build_validation_pairs(kind: str, val_h5, out_h5, *, factors, degrade: dict,
     dict
         How the pairs were made (recorded in the parameter file).
     """
-    val_degrade = {**degrade, "test_seed": int(degrade.get("test_seed", 0)) + 1}
+    val_degrade = {**degrade, "test_seed": int(degrade["test_seed"]) + 1}
     built = kind
     if kind not in ("blur", "physical"):
         built, val_degrade = "blur", {**val_degrade, "model": "physical"}

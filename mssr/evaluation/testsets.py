@@ -320,15 +320,15 @@ def build_testset(kind: str, test_h5, out_h5, *, factors, degrade: dict, data: d
     if kind == "blur":
         params = degrade_params(degrade)
         return build_blur(test_h5, out_h5, factors=factors, model=degrade.get("model", "paper"),
-                          seed=degrade.get("test_seed", 0), **params)
+                          seed=degrade["test_seed"], **params)
     if kind == "physical":
         section = dict(data.get("physical_testset") or {})
         return build_physical(assignment, manifest, out_h5, factors=factors, size=data["size"],
-                              seed=degrade.get("test_seed", 0), **section)
+                              seed=degrade["test_seed"], **section)
     if kind == "real":
         section = dict(data.get("real_testset") or {})
         section.pop("enabled", None)
-        return build_real(out_h5, factors=factors, size=data["size"], seed=degrade.get("test_seed", 0), **section)
+        return build_real(out_h5, factors=factors, size=data["size"], seed=degrade["test_seed"], **section)
     raise ValueError(f"testset must be 'blur', 'physical' or 'real', got {kind!r}")
 
 

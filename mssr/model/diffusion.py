@@ -25,12 +25,10 @@ import torch
 
 from mssr import _validate
 from mssr.factors import factors_on_host
+from mssr.model import SAMPLERS, Sampler
 
 Schedule = Literal["linear", "scaled_linear", "cosine"]
 Prediction = Literal["epsilon"]
-Sampler = Literal["ddpm", "ddim", "dpmsolver"]
-SAMPLERS: tuple[str, ...] = get_args(Sampler)
-"""The sampler names, defined here once (the config schema's enums are tested against them)."""
 
 PredictFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 """``predict_fn(x_t, x_lr, t, factors) -> eps``: x_t, x_lr (B, 1, H, W), t int64 (B,) on their

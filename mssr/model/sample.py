@@ -9,12 +9,12 @@ import re
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
 from mssr.config import set_threads
 from mssr.factors import as_factor, factor_label
+from mssr.model import SAMPLERS, Sampler
 
 # torch, the network and the diffusion math are imported where they are used, so that
 # SampleConfig and the option checks cost no torch import (the CLI checks options first).
@@ -22,7 +22,6 @@ CONFIG_FILE = "config.json"  # as mssr.model.network.CONFIG_FILE
 
 log = logging.getLogger(__name__)
 
-Sampler = Literal["ddpm", "ddim", "dpmsolver"]
 
 LIMITS = {"steps": 100_000, "repeats": 10_000, "batch_size": 4096}
 """Largest accepted ``steps``, ``repeats`` and ``batch_size`` (the paper uses 500, 5, 64)."""
@@ -73,8 +72,8 @@ class SampleConfig:
         if unknown:
             raise ValueError(f"sample config: unknown key(s) {', '.join(unknown)}; expected {sorted(known)}")
         cfg = cls(**d)
-        if cfg.sampler not in ("ddpm", "ddim", "dpmsolver"):
-            raise ValueError(f"sample.sampler must be ddpm, ddim or dpmsolver, got {cfg.sampler!r}")
+        if cfg.sampler not in SAMPLERS:
+            raise ValueError(f"sample.sampler must be one of {', '.join(SAMPLERS)}, got {cfg.sampler!r}")
         for name in ("steps", "repeats", "batch_size"):
             value = getattr(cfg, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
