@@ -423,10 +423,10 @@ def test_cluster_profile_plans_the_paper_dag_from_the_repository_root():
     )
     _ok(plan)
     stats = _job_stats(plan.output)
-    # configs/paper.yaml: the 14 factors of Table 1, ARTINA data (one test set, "blur").
+    # configs/paper.yaml: the 14 factors of Table 1, ARTINA data: test sets "blur" and "real" (measured spectra).
     assert stats["train_mssr"] == 1 and stats["sweep"] == 1
     assert stats["train_baseline"] == 14
-    assert stats["infer"] == 2 * 14
+    assert stats["infer"] == 2 * 14 * 2
     assert "results/paper/models/baseline_2.250/model.safetensors" in plan.output
     # The GPU rules request what configs/paper.yaml's `resources` says.
     blocks = {m.group(2): plan.output[m.end():].split("\n\n", 1)[0] for m in HEADER.finditer(plan.output)}

@@ -7,7 +7,7 @@ rule real_study:
         figure=report(f"{OUT}/figures/real_protein_L.png", caption="../report/real.rst", category="Figures"),
     params:
         real=config.get("real", {}),
-        model_dir=REAL_MODEL_DIR,
+        model_dir=lambda wildcards, input: str(Path(input.model[0]).parent),
     threads: JOB_THREADS
     resources:
         **gpu_resources(),
