@@ -50,6 +50,7 @@ CLUSTER_JOBS = {
     "project": 1,
     "preprocess": 1,
     "testset": 2,
+    "classical_params": 2,
     "train_mssr": 1,
     "train_baseline": 2,
     "classical": 2,
@@ -208,8 +209,13 @@ def _job_stats(output: str) -> dict[str, int]:
     return counts
 
 
+# Each run logs to its own MLflow store: the models' run ids differ by design, not by result.
+RUN_SPECIFIC_COLUMNS = ("mlflow_run_id",)
+
+
 def _read_metrics(workdir: Path) -> pd.DataFrame:
     frame = pd.read_csv(workdir / OUT / "tables" / "metrics.csv")
+    frame = frame.drop(columns=[c for c in RUN_SPECIFIC_COLUMNS if c in frame.columns])
     keys = [c for c in ("testset", "method", "factor", "sample") if c in frame.columns]
     return frame.sort_values(keys, kind="stable").reset_index(drop=True)
 
@@ -230,9 +236,7 @@ def _compare_metrics(cluster: Path, local: Path) -> tuple[bool, float]:
     scale = np.maximum(np.abs(x[finite]), np.abs(y[finite]))
     diff = np.abs(x[finite] - y[finite])
     worst = float(np.max(diff / np.where(scale > 0, scale, 1.0), initial=0.0))
-    bitwise = (cluster / OUT / "tables" / "metrics.csv").read_bytes() == (
-        local / OUT / "tables" / "metrics.csv"
-    ).read_bytes()
+    bitwise = a.to_csv(index=False) == b.to_csv(index=False)  # every value and its text, run ids aside
     return bitwise, worst
 
 
