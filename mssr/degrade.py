@@ -642,14 +642,16 @@ def _factor_key(factor) -> tuple[int, int]:
     return exact.numerator, exact.denominator
 
 
-def sample_rng(seed: int, factor, sample_id: int) -> np.random.Generator:
-    """The noise stream of one (sample, factor) of a precomputed test set.
+def sample_rng(seed: int, factor, *sample_id: int) -> np.random.Generator:
+    """The noise stream of one (sample, factor) of a test set.
 
-    Keyed by the exact factor and the sample's id, not by positions in a list, so evaluating a
-    subset of factors or samples reproduces the same inputs.
+    Keyed by the exact factor and the sample's id (one int, or several: protein, plane), not by
+    positions in a list, so evaluating a subset of factors or samples reproduces the same inputs.
     """
+    if not sample_id:
+        raise TypeError("sample_rng needs at least one sample id")
     num, den = _factor_key(factor)
-    return np.random.default_rng([int(seed), num, den, int(sample_id)])
+    return np.random.default_rng([int(seed), num, den, *(int(i) for i in sample_id)])
 
 
 def precompute(

@@ -1,6 +1,6 @@
 """Tests of mssr.evaluation.bootstrap: percentile and cluster-bootstrap intervals, pooled peak R^2.
 
-:func:`protein_data` and :func:`pool_row` are shared with test_tables.py.
+The shared test data (:func:`protein_data`, :func:`pool_row`) is in stats_helpers.py.
 """
 
 import numpy as np
@@ -10,6 +10,7 @@ from numpy.testing import assert_allclose
 from scipy import stats
 
 from mssr.evaluation import bootstrap
+from stats_helpers import pool_row, protein_data
 
 
 # -- bootstrap -------------------------------------------------------------------------------------
@@ -79,14 +80,6 @@ def test_bootstrap_rejects_bad_options():
 # -- cluster bootstrap by protein ------------------------------------------------------------------
 
 
-def protein_data(rng, n_proteins, per_protein, tau, sigma, shift=0.0):
-    """Values with protein effects N(0, tau^2) and spectrum noise N(0, sigma^2)."""
-    effect = rng.normal(0.0, tau, n_proteins)
-    values = shift + (effect[:, None] + rng.normal(0.0, sigma, (n_proteins, per_protein))).ravel()
-    proteins = np.repeat([f"p{i}" for i in range(n_proteins)], per_protein)
-    return values, proteins
-
-
 def _c4(n):
     """E[s] / sigma for the sample SD of n normal values."""
     from scipy.special import gammaln
@@ -138,13 +131,6 @@ def test_cluster_bootstrap_single_protein_and_validation():
 
 
 # -- pooled peak R^2 ---------------------------------------------------------------------------------
-
-
-def pool_row(a_true, a_pred):
-    """The sums :data:`mssr.evaluation.bootstrap.POOL_COLUMNS` of one spectrum's matched heights."""
-    a_true, a_pred = np.asarray(a_true, float), np.asarray(a_pred, float)
-    return {"n_pairs": len(a_true), "peak_ss_res": np.square(a_true - a_pred).sum(),
-            "peak_sum_true": a_true.sum(), "peak_sumsq_true": np.square(a_true).sum()}
 
 
 def test_pooled_peak_r2_equals_r2_over_all_pairs():

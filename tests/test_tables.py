@@ -8,7 +8,7 @@ from pandas.testing import assert_frame_equal
 
 from mssr import factors
 from mssr.evaluation import tables
-from test_bootstrap import pool_row, protein_data
+from stats_helpers import pool_row, protein_data
 
 
 def _metrics_table(rng, *, methods=("wiener", "mssr", "baseline"), factors_=(2.25, 1.125), n=12, nan_rows=0):

@@ -208,8 +208,7 @@ def make_pair(protein: str, plane: int, truth: Spectrum, factor: float, *, seed:
     linewidths = measured_linewidths_hz(truth)
     params = physical_params(truth, linewidths)
     info = degrade.simulate_physical_info(factor, **params)
-    num, den = _factor_key(factor)
-    rng = np.random.default_rng([int(seed), num, den, _protein_key(protein), int(plane)])
+    rng = degrade.sample_rng(seed, factor, _protein_key(protein), plane)
     x_lr = degrade.simulate(np.asarray(truth.data, dtype=np.float64), factor, model="physical", rng=rng,
                             input_noise=True, **params)
     low_mhz = truth.axes[1].field_mhz / factor
@@ -217,13 +216,6 @@ def make_pair(protein: str, plane: int, truth: Spectrum, factor: float, *, seed:
     return RealPair(protein=protein, plane=int(plane), factor=float(factor), truth=truth,
                     x_lr=Spectrum(x_lr.astype(np.float32), axes, meta=dict(truth.meta)),
                     linewidths_hz=linewidths, added_fwhm_px=tuple(info.applied_fwhm_px))
-
-
-def _factor_key(factor) -> tuple[int, int]:
-    from fractions import Fraction
-
-    exact = Fraction(float(factor)).limit_denominator(10_000)
-    return exact.numerator, exact.denominator
 
 
 def _protein_key(protein: str) -> int:
