@@ -119,7 +119,7 @@ def native_configs(cfg: dict) -> dict:
     -------
     dict
         ``model`` (ModelConfig, continuous conditioning, ``sample_size`` = the patch side),
-        ``diffusion`` (the ``diffusion`` section), ``train`` (the ``train`` section updated by
+        ``diffusion`` (the ``diffusion`` section updated by ``native.diffusion``), ``train`` (the ``train`` section updated by
         ``native.train``), ``patches`` (PatchConfig), ``epoch_length``, ``val_length`` and
         ``sample`` (the sampler settings recorded as the model's default).
     """
@@ -137,7 +137,7 @@ def native_configs(cfg: dict) -> dict:
     train_section["degrade_params"] = {}
     return {
         "model": model,
-        "diffusion": diffusion_config(cfg),
+        "diffusion": diffusion_config({"diffusion": {**cfg["diffusion"], **(section.get("diffusion") or {})}}),
         "train": TrainConfig.from_dict(train_section),
         "patches": patches,
         "epoch_length": int(section["epoch_length"]),

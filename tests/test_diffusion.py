@@ -533,3 +533,77 @@ def test_the_config_schema_lists_the_samplers_of_the_code():
     walk(yaml.safe_load(schema))
     assert len(enums) >= 2  # the sample section and the sampler variants
     assert all(tuple(e) == SAMPLERS for e in enums), enums
+
+
+# --------------------------------------------------------------------------------- residual (x0 - x_lr) prediction
+
+
+@pytest.fixture(scope="module")
+def residual():
+    return Diffusion(DiffusionConfig(timesteps=T, prediction="residual"))
+
+
+def test_residual_loss_is_the_x0_error_relative_to_the_input_peak(residual):
+    g = seeded(5)
+    x0 = torch.rand(4, 1, 8, 8, generator=g) * 0.2 - 0.1
+    x_lr = torch.rand(4, 1, 8, 8, generator=g) * 0.2 - 0.1
+    x_lr[1] *= 0.05  # a weak spectrum: its relative error counts as much as a strong one's
+    factors = [1.5, 2.0, 1.2, 3.0]
+
+    def predictor(x_t, x_lr_, t, f):
+        return 0.5 * (x_t - x_lr_)
+
+    loss = residual.training_loss(predictor, x0, x_lr, factors, generator=seeded(8))
+    replay = seeded(8)
+    t = torch.randint(0, T, (4,), generator=replay).numpy()
+    noise = torch.randn(x0.shape, generator=replay).numpy().astype(np.float64)
+    abar = abar_linear()[t].reshape(-1, 1, 1, 1)
+    x0n, xln = x0.numpy().astype(np.float64), x_lr.numpy().astype(np.float64)
+    x_t = np.sqrt(abar) * x0n + np.sqrt(1 - abar) * noise
+    x0_hat = xln + 0.5 * (x_t - xln)
+    per_item = np.mean((x0_hat - x0n) ** 2, axis=(1, 2, 3)) / np.max(np.abs(xln), axis=(1, 2, 3)) ** 2
+    assert loss.item() == pytest.approx(per_item.mean(), rel=1e-4)
+    # The identity (zero residual) scores the input's own error.
+    identity = residual.training_loss(lambda x_t, x_lr_, t, f: torch.zeros_like(x_t), x0, x_lr, factors)
+    expected = np.mean(np.mean((xln - x0n) ** 2, axis=(1, 2, 3)) / np.max(np.abs(xln), axis=(1, 2, 3)) ** 2)
+    assert identity.item() == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "sampler, steps, start_step",
+    [("ddpm", 50, None), ("ddim", 50, None), ("dpmsolver", 20, None), ("ddpm", 100, 40), ("ddim", 50, 600)],
+)
+def test_every_sampler_recovers_the_residual_oracle_target(residual, sampler, steps, start_step):
+    # A network that returns target - x_lr exactly: every sampler must end on the target.
+    g = seeded(6)
+    x_lr = torch.rand(3, 1, 8, 8, generator=g) * 2 - 1
+    factors = torch.tensor([1.5, 2.25, 1.125])
+    target = fixed_target(x_lr, factors)
+
+    def oracle(x_t, x_lr_, t, f):
+        return fixed_target(x_lr_, f.to(x_lr_.dtype)) - x_lr_
+
+    mean, std = residual.sample(oracle, x_lr, factors, sampler=sampler, steps=steps, repeats=3, batch_size=4,
+                                start_step=start_step, generator=seeded(7), progress=False)
+    np.testing.assert_allclose(mean.numpy(), target.clamp(-1, 1).numpy(), atol=1e-4)
+    assert std.max().item() < 1e-4
+
+
+def test_residual_and_epsilon_parameterizations_sample_the_same_chain(diffusion, residual):
+    # The Bayes-optimal denoiser of Gaussian data, given as eps or as x0 - x_lr: the DDPM chains agree.
+    h = 6
+    abar = diffusion.alphas_cumprod
+    eps_oracle = gaussian_oracle(abar, h)
+    abar64 = torch.as_tensor(abar, dtype=torch.float64)
+
+    def residual_oracle(x_t, x_lr, t, f):
+        a = abar64[t.cpu()].sqrt().view(-1, 1, 1, 1)
+        s = (1 - abar64[t.cpu()]).sqrt().view(-1, 1, 1, 1)
+        eps = eps_oracle(x_t, x_lr, t, f).double()
+        return ((x_t.double() - s * eps) / a - x_lr.double()).to(x_t.dtype)
+
+    x_lr = torch.full((4, 1, h, h), 0.05)
+    kwargs = dict(sampler="ddpm", steps=50, repeats=2, batch_size=8, progress=False)
+    a, _ = diffusion.sample(eps_oracle, x_lr, [1.5] * 4, generator=seeded(11), **kwargs)
+    b, _ = residual.sample(residual_oracle, x_lr, [1.5] * 4, generator=seeded(11), **kwargs)
+    np.testing.assert_allclose(b.numpy(), a.numpy(), atol=2e-4)

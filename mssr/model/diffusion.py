@@ -28,11 +28,12 @@ from mssr.factors import factors_on_host
 from mssr.model import SAMPLERS, Sampler
 
 Schedule = Literal["linear", "scaled_linear", "cosine"]
-Prediction = Literal["epsilon"]
+Prediction = Literal["epsilon", "residual"]
 
 PredictFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-"""``predict_fn(x_t, x_lr, t, factors) -> eps``: x_t, x_lr (B, 1, H, W), t int64 (B,) on their
-device, factors float64 (B,) on the CPU; returns eps (B, 1, H, W)."""
+"""``predict_fn(x_t, x_lr, t, factors) -> out``: x_t, x_lr (B, 1, H, W), t int64 (B,) on their
+device, factors float64 (B,) on the CPU; returns (B, 1, H, W): the noise eps, or ``x0 - x_lr``
+for ``prediction='residual'`` (:class:`DiffusionConfig`)."""
 
 _AUTOCAST_DTYPES = (torch.bfloat16, torch.float16)
 
@@ -53,8 +54,14 @@ class DiffusionConfig:
     beta_start, beta_end : float
         First and last beta of the linear schedules. DDPM's values, 1e-4 and 0.02, are the
         defaults; the MSSR paper states T but not the betas.
-    prediction : {'epsilon'}
-        What the network predicts: the noise (MSSR eq. 5).
+    prediction : {'epsilon', 'residual'}
+        What the network predicts. ``'epsilon'``: the noise (MSSR eq. 5), trained on the noise MSE.
+        ``'residual'``: the clean spectrum's difference from the low-field input, ``x0 - x_lr``
+        (an x0 parameterization, as in conditional restoration diffusion models; zero output is
+        the identity), trained on the x0 MSE of each spectrum relative to its input's squared
+        maximum, so a weak tile counts as much as a strong one. The native-resolution model uses
+        it: its spectra are small against the unit noise at almost every t, where an epsilon
+        network's x0 error is its noise error times sigma_t / alpha_t.
     """
 
     timesteps: int = 2000
@@ -234,7 +241,8 @@ class Diffusion:
         *,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """MSE between the true and the predicted noise (MSSR eq. 5), t uniform in [0, T-1].
+        """The training loss at t uniform in [0, T-1]: MSE of the noise (MSSR eq. 5) or, for
+        ``prediction='residual'``, of x0 relative to ``max|x_lr|^2`` per spectrum.
 
         Draws, in this order from ``generator``: ``t = randint(0, T, (N,))``, then
         ``noise = randn(x0.shape)``.
@@ -265,10 +273,14 @@ class Diffusion:
         t = torch.randint(0, self.timesteps, (x0.shape[0],), generator=generator, device=x0.device)
         noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         x_t = self.q_sample(x0, t, noise)
-        eps = predict_fn(x_t, x_lr, t, factors)
-        if eps.shape != x0.shape:
-            raise ValueError(f"predict_fn returned shape {tuple(eps.shape)}, expected {tuple(x0.shape)}")
-        return torch.nn.functional.mse_loss(eps.float(), noise.float())
+        out = predict_fn(x_t, x_lr, t, factors)
+        if out.shape != x0.shape:
+            raise ValueError(f"predict_fn returned shape {tuple(out.shape)}, expected {tuple(x0.shape)}")
+        if self.config.prediction == "epsilon":
+            return torch.nn.functional.mse_loss(out.float(), noise.float())
+        error = (x_lr.float() + out.float() - x0.float()).pow(2).mean(dim=(1, 2, 3))
+        peak = x_lr.float().abs().amax(dim=(1, 2, 3)).clamp_min(1e-12)
+        return (error / peak.pow(2)).mean()
 
     # ---------------------------------------------------------------- samplers
 
@@ -408,12 +420,14 @@ class Diffusion:
         1. ``z = randn((N * repeats, 1, H, W))`` from ``generator``, the first draw;
            ``x = z``, or ``x = q_sample(x_lr, t_0, z)`` with ``start_step``.
         2. For each timestep t: ``eps = predict_fn(x, x_lr, t, factors)`` chunk by chunk,
-           under autocast if asked, cast to float32.
+           under autocast if asked, cast to float32 (``prediction='residual'``: the network's
+           ``x0 - x_lr``, so ``x0 = x_lr + out``).
         3. Clamp the x0 prediction ``(x - sigma_t eps) / alpha_t`` to [-1, 1] by shifting eps:
            ``eps += alpha_t / sigma_t * (x0 - clamp(x0))``. diffusers' DPM-Solver has no
            ``clip_sample``; its dynamic thresholding with ``sample_max_value=1`` clamps the same
            way but sorts every spectrum at every step to find a quantile it then ignores. One
-           rule, here, for all three samplers.
+           rule, here, for all three samplers. ``'residual'``: the clamped ``x0`` gives
+           ``eps = (x - alpha_t x0) / sigma_t``.
         4. ``x = scheduler.step(eps, t, x)``; DDPM draws its ancestral noise for the whole stack
            from ``generator``.
         5. Clamp to [-1, 1]; mean and std (ddof = 0) over the repeats.
@@ -509,8 +523,12 @@ class Diffusion:
                         )
                     eps[start:stop] = out
                 # 3. Clamp the x0 prediction to [-1, 1] through eps.
-                x0 = (x - sigmas[k] * eps) / alphas[k]
-                step_eps = eps + (alphas[k] / sigmas[k]) * (x0 - x0.clamp(-1.0, 1.0))
+                if self.config.prediction == "residual":
+                    x0 = (x_lr_stack + eps).clamp(-1.0, 1.0)
+                    step_eps = (x - alphas[k] * x0) / sigmas[k]
+                else:
+                    x0 = (x - sigmas[k] * eps) / alphas[k]
+                    step_eps = eps + (alphas[k] / sigmas[k]) * (x0 - x0.clamp(-1.0, 1.0))
                 # 4. One scheduler step for the whole stack.
                 if sampler == "ddpm":
                     x = scheduler.step(step_eps, t, x, generator=generator).prev_sample
