@@ -229,8 +229,10 @@ class _OracleEnhancer:
 
     def predictor(self, x_t, x_lr, t, factors):
         self.seen.append(x_lr.clone())
-        a = self.abar[t].to(torch.float32).view(-1, 1, 1, 1)
         x0 = self.truth_of(x_lr)
+        if self.diffusion.config.prediction == "residual":
+            return x0 - x_lr
+        a = self.abar[t].to(torch.float32).view(-1, 1, 1, 1)
         return (x_t - a.sqrt() * x0) / (1 - a).sqrt()
 
 
@@ -240,13 +242,15 @@ def _betas(diffusion: Diffusion) -> np.ndarray:
     return make_betas(diffusion.config)
 
 
-def test_an_oracle_model_makes_enhance_return_the_truth_on_the_input_grid():
+@pytest.mark.parametrize("prediction", ["epsilon", "residual"])
+def test_an_oracle_model_makes_enhance_return_the_truth_on_the_input_grid(prediction):
     axes = _axes(60, 90, field=600.0, hz_15n=7.0, hz_1h=6.0)
     rng = np.random.default_rng(0)
     x = (np.outer(_lorentzian(60, 25.3, 4.0), _lorentzian(90, 40.2, 4.0)) + rng.normal(0, 1e-3, (60, 90))) * 1e6
     gain = 1.7  # the oracle's 'high-field' truth: the working-grid input times a gain
 
-    enhancer = _OracleEnhancer(Diffusion(DiffusionConfig(timesteps=100)), lambda x_lr: gain * x_lr)
+    enhancer = _OracleEnhancer(Diffusion(DiffusionConfig(timesteps=100, prediction=prediction)),
+                               lambda x_lr: gain * x_lr)
     sampling = NativeSampling(sampler="ddpm", steps=20, repeats=3, start_step=None, tile=64, overlap=16)
     mean, std = enhance_plane(x.astype(np.float32), axes, target_mhz=900.0, enhancer=enhancer, sampling=sampling)
     # truth on the input grid: the working-grid truth brought back

@@ -205,10 +205,12 @@ class PatchPairs(torch.utils.data.Dataset):
         table = synthetic.load_refdb() if refdb is None else refdb
         rng = np.random.default_rng([int(seed), 7])
         self.peaks = []
+        self.proteins: list[int] = []
         for protein in proteins:
             peaks = synthetic.peak_list(synthetic.protein_table(table, int(protein)), "hsqc_15n", rng=rng)
             if len(peaks):
                 self.peaks.append(peaks[["ppm_0", "ppm_1", "weight"]].to_numpy(dtype=np.float64))
+                self.proteins.append(int(protein))
         if not self.peaks:
             raise ValueError("no protein with a 1H-15N peak list among the proteins given")
         self.cfg = cfg
@@ -218,11 +220,18 @@ class PatchPairs(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, key: tuple[int, int, int]):
+    def _rng(self, key: tuple[int, int, int]) -> np.random.Generator:
         stream, epoch, index = key
-        rng = np.random.default_rng([self.seed, int(stream), int(epoch), int(index)])
+        return np.random.default_rng([self.seed, int(stream), int(epoch), int(index)])
+
+    def __getitem__(self, key: tuple[int, int, int]):
+        rng = self._rng(key)
         x0, x_lr, factor = render_patch(self.peaks[rng.integers(len(self.peaks))], self.cfg, rng)
         return x0, x_lr, factor
+
+    def protein_of(self, key: tuple[int, int, int]) -> int:
+        """The BMRB id whose peaks make the item ``key`` (its first draw)."""
+        return self.proteins[int(self._rng(key).integers(len(self.peaks)))]
 
 
 def render_patch(peaks: np.ndarray, cfg: PatchConfig, rng: np.random.Generator, *, raw: bool = False):

@@ -79,6 +79,8 @@ JOB_THREADS = config.get("resources", {}).get("threads", 1)
 
 # What the native-resolution model's training reads (the patches come from the split's proteins).
 NATIVE_TRAIN_CONFIG = {key: config[key] for key in ("native", "diffusion", "train") if key in config}
+if isinstance(NATIVE_TRAIN_CONFIG.get("native"), dict):  # the sampler validation is not training
+    NATIVE_TRAIN_CONFIG["native"] = {k: v for k, v in NATIVE_TRAIN_CONFIG["native"].items() if k != "validate"}
 
 
 def model_dir(learned, factor):
@@ -109,6 +111,8 @@ REAL_MODEL_FILES = [f"{REAL_MODEL_DIR}/model.safetensors", f"{REAL_MODEL_DIR}/co
 
 def all_outputs():
     real = [f"{OUT}/tables/real.csv", f"{OUT}/figures/real_protein_L.png"] if _real.get("enabled", False) else []
+    if (config.get("native") or {}).get("validate"):
+        real.append(f"{OUT}/tables/native_samplers_summary.csv")
     return real + [
         f"{OUT}/tables/metrics.csv",
         f"{OUT}/tables/summary.md",

@@ -19,3 +19,29 @@ rule real_study:
         "../../envs/mssr.yaml"
     script:
         "../scripts/real_study.py"
+
+
+rule native_samplers:
+    """The native model's default sampler (and other variants) against the protocol, on validation patches."""
+    input:
+        model=f"{OUT}/models/mssr_native/model.safetensors",
+        config=f"{OUT}/models/mssr_native/config.json",
+        split=rules.split.output.assignment,
+    output:
+        table=f"{OUT}/tables/native_samplers.csv",
+        summary=report(f"{OUT}/tables/native_samplers_summary.csv", caption="../report/native_samplers.rst",
+                       category="Tables"),
+    params:
+        validate=(config.get("native") or {}).get("validate", {}),
+        patches=(config.get("native") or {}).get("patches", {}),
+    threads: JOB_THREADS
+    resources:
+        **gpu_resources(),
+    log:
+        f"{OUT}/logs/native_samplers.log",
+    benchmark:
+        f"{OUT}/benchmarks/native_samplers.tsv"
+    conda:
+        "../../envs/mssr.yaml"
+    script:
+        "../scripts/native_samplers.py"
