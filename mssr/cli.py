@@ -99,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Estimate the high-field spectrum of a low-field UCSF, NMRPipe or Bruker spectrum with a "
         "trained MSSR model. Writes the estimate (input's format; NMRPipe for Bruker), its per-pixel "
         "uncertainty (<stem>_std<ext>) and a JSON record of what was done (<output>.json). 3D/4D input: one "
-        "output per 2D projection. Paper protocol by default (ddpm, 500 steps x 5 repeats).",
+        "output per 2D projection. Sampling: the model's own default (the shipped native model: its validated "
+        "few-step DDPM); --paper gives the paper protocol (ddpm, 500 steps x 5 repeats).",
     )
     p.add_argument("input", help="UCSF file, NMRPipe file or series, or Bruker processed data (procno directory)")
     p.add_argument("--from-mhz", type=float, required=True,
