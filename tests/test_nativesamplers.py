@@ -42,16 +42,34 @@ def test_protein_of_names_the_protein_whose_peaks_make_the_item():
 
 
 class _Enhancer:
-    """A residual model whose network returns a fixed fraction of the true residual."""
+    """A residual model whose network returns a fixed fraction of the true residual of each patch."""
 
-    def __init__(self, x0, fraction):
+    def __init__(self, x0, x_lr, fraction):
         self.diffusion = Diffusion(DiffusionConfig(timesteps=1000, prediction="residual"))
-        self.x0, self.fraction = x0, fraction
+        self.x0, self.x_lr, self.fraction = x0, x_lr, fraction
 
     def predictor(self, x_t, x_lr, t, factors):
-        # chains are spectrum-major; every repeat of patch i sees x_lr of patch i
-        idx = [int(torch.argmin((self.lr - x).abs().amax(dim=(1, 2, 3)))) for x in x_lr]
+        # every chain sees its patch's input; find the patch by it
+        idx = [int(torch.argmin((self.x_lr - x).abs().amax(dim=(1, 2, 3)))) for x in x_lr]
         return self.fraction * (self.x0[idx] - x_lr)
+
+
+def _default():
+    from mssr.enhance.native import NativeSampling
+
+    return NativeSampling(sampler="ddpm", steps=100, repeats=2, start_step=40)
+
+
+def test_variants_are_the_protocol_the_default_then_the_configured_ones():
+    variants = nativesamplers.native_variants([{"name": "ddim_5", "sampler": "ddim", "steps": 5}], _default())
+    assert [v.name for v in variants] == ["protocol", "default", "ddim_5"]
+    assert (variants[0].sampler, variants[0].steps, variants[0].repeats, variants[0].start_step) == ("ddpm", 500, 5, None)
+    assert (variants[1].steps, variants[1].repeats, variants[1].start_step) == (100, 2, 40)
+    assert variants[2].repeats == 5  # the protocol's, as in the samplers section
+    with pytest.raises(ValueError, match="default"):
+        nativesamplers.native_variants([{"name": "default", "sampler": "ddim", "steps": 5}], _default())
+    with pytest.raises(ValueError, match=r"native\.validate\.variants\[0\]"):
+        nativesamplers.native_variants([{"name": "x", "sampler": "euler", "steps": 5}], _default())
 
 
 def test_sampler_table_scores_each_variant_against_the_truth():
@@ -60,9 +78,9 @@ def test_sampler_table_scores_each_variant_against_the_truth():
     x_lr = x0 + torch.as_tensor(rng.normal(0, 0.02, (6, 1, 8, 8)), dtype=torch.float32)
     factors = torch.full((6,), 1.5, dtype=torch.float64)
     proteins = np.array(["a", "a", "b", "b", "c", "c"])
-    enhancer = _Enhancer(x0, 0.5)
-    enhancer.lr = x_lr
-    variants = {"ddim_5": {"sampler": "ddim", "steps": 5, "repeats": 2, "start_step": None}}
+    enhancer = _Enhancer(x0, x_lr, 0.5)
+    variants = nativesamplers.native_variants([{"name": "ddim_5", "sampler": "ddim", "steps": 5, "repeats": 2}],
+                                              _default())
     table = nativesamplers.sampler_table(enhancer, x0, x_lr, factors, proteins, variants, batch_size=4)
     assert list(table.columns) == list(nativesamplers.COLUMNS)
     # identity: the input's own error; a network returning half the residual: a quarter of it at the end
@@ -70,10 +88,10 @@ def test_sampler_table_scores_each_variant_against_the_truth():
     identity = ((x_lr - x0).double().pow(2).mean(dim=(1, 2, 3)).numpy()) / peak2
     got = table[table.variant == "identity"].rel_mse.to_numpy()
     np.testing.assert_allclose(got, identity, rtol=1e-6)
-    for name in ("protocol", "ddim_5"):
+    for name in ("protocol", "default", "ddim_5"):
         np.testing.assert_allclose(table[table.variant == name].rel_mse.to_numpy(), 0.25 * identity, rtol=1e-3)
-    assert set(table[table.variant == "ddim_5"].nfe) == {10}
-    assert set(table[table.variant == "protocol"].nfe) == {2500}
+    nfe = table.groupby("variant").nfe.first()
+    assert (nfe["ddim_5"], nfe["protocol"], nfe["default"], nfe["identity"]) == (10, 2500, 8, 0)
     summary = nativesamplers.compare(table, n_boot=200)
     row = summary.set_index("variant").loc["ddim_5"]
     assert row.diff_vs_protocol == pytest.approx(0.0, abs=1e-6 * identity.mean())

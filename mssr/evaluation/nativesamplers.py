@@ -1,7 +1,9 @@
 """Sampler settings of a native-resolution model against the sampling protocol, on validation patches.
 
 The default sampler of ``mssr enhance`` must score within the protocol's 95% confidence interval.
-:func:`sampler_table` draws patch pairs of the *validation* proteins (:class:`mssr.data.patches.PatchPairs`
+The variants are those of the paper-grid sampler table (:func:`mssr.evaluation.samplers.sampler_variants`:
+the protocol first, :data:`mssr.enhance.options.PAPER_PROTOCOL`), with the model's recorded default
+second. :func:`sampler_table` draws patch pairs of the *validation* proteins (:class:`mssr.data.patches.PatchPairs`
 with its own seed: not the patches the validation loss saw), samples every one with the protocol
 (listed first) and each variant, and records per patch the x0 error relative to the input's squared
 peak (the training loss's unit, :class:`mssr.model.diffusion.DiffusionConfig`), the number of network
@@ -19,11 +21,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mssr import _validate
 from mssr.data.patches import PatchConfig, PatchPairs
+from mssr.enhance.options import PAPER_PROTOCOL
 from mssr.evaluation.bootstrap import cluster_bootstrap_mean_ci
+from mssr.evaluation.samplers import PROTOCOL, SamplerVariant, check_variants, sampler_variants
 
-PROTOCOL: dict = {"sampler": "ddpm", "steps": 500, "repeats": 5, "start_step": None}
-"""The paper's sampling protocol: ancestral DDPM, 500 steps from pure noise, 5 repeats."""
+DEFAULT: str = "default"
+"""Name of the variant that samples as the model's recorded default (``mssr enhance``)."""
 
 COLUMNS: tuple[str, ...] = ("variant", "sampler", "steps", "repeats", "start_step", "nfe", "patch", "protein",
                             "factor", "rel_mse", "seconds")
@@ -43,14 +48,21 @@ def validation_patches(proteins: Sequence[int], cfg: PatchConfig, *, n: int, see
             torch.as_tensor(factors, dtype=torch.float64), np.asarray(owners))
 
 
-def _nfe(diffusion, variant: Mapping) -> int:
-    steps = diffusion.schedule_timesteps(variant["sampler"], variant["steps"], start_step=variant.get("start_step"))
-    return len(steps) * int(variant["repeats"])
+def native_variants(variants, default) -> list[SamplerVariant]:
+    """The protocol, the model's default (a :class:`mssr.enhance.native.NativeSampling`), then ``variants``.
+
+    ``variants`` is a list in the format of the ``samplers.variants`` config section.
+    """
+    out = sampler_variants({"variants": list(variants or [])}, PAPER_PROTOCOL, section="native.validate")
+    if any(v.name == DEFAULT for v in out):
+        raise ValueError(f"native.validate.variants: the name {DEFAULT!r} is the model's recorded default")
+    out.insert(1, SamplerVariant(DEFAULT, default.sampler, default.steps, default.repeats, default.start_step))
+    return out
 
 
-def sampler_table(enhancer, x0, x_lr, factors, proteins, variants: Mapping[str, Mapping], *,
+def sampler_table(enhancer, x0, x_lr, factors, proteins, variants: Sequence[SamplerVariant], *,
                   batch_size: int = 64, seed: int = 0) -> pd.DataFrame:
-    """Every variant (the protocol first) on every patch, plus the identity (the input itself).
+    """Every variant on every patch, plus the identity (the input itself).
 
     Parameters
     ----------
@@ -62,8 +74,8 @@ def sampler_table(enhancer, x0, x_lr, factors, proteins, variants: Mapping[str, 
         ``B_high / B_low`` of each patch.
     proteins : array_like, shape (N,)
         The protein of each patch (the bootstrap clusters).
-    variants : mapping of str to mapping
-        Name -> ``sampler``, ``steps``, ``repeats``, ``start_step``.
+    variants : sequence of SamplerVariant
+        The protocol (named ``'protocol'``) among them (:func:`native_variants`).
     batch_size : int
         Chains per network call.
     seed : int
@@ -74,28 +86,26 @@ def sampler_table(enhancer, x0, x_lr, factors, proteins, variants: Mapping[str, 
     DataFrame
         Columns :data:`COLUMNS`, one row per (variant, patch).
     """
+    if not any(v.name == PROTOCOL for v in variants):
+        raise ValueError(f"variants must include the protocol ({PROTOCOL!r})")
+    timesteps = check_variants(variants, enhancer.diffusion)
     peak2 = x_lr.abs().amax(dim=(1, 2, 3)).double().pow(2).numpy()
-    runs = {"identity": None, "protocol": PROTOCOL, **{k: v for k, v in variants.items() if k != "protocol"}}
+    runs = [(SamplerVariant("identity", "", 0, 0), 0), *zip(variants, timesteps)]
     rows = []
-    for name, variant in runs.items():
+    for v, t in runs:
         start = time.perf_counter()
-        if variant is None:
-            est, nfe = x_lr, 0
-        else:
+        est = x_lr
+        if v.name != "identity":
             generator = torch.Generator().manual_seed(int(seed))
             est, _ = enhancer.diffusion.sample(
-                enhancer.predictor, x_lr, factors, sampler=variant["sampler"], steps=int(variant["steps"]),
-                repeats=int(variant["repeats"]), batch_size=batch_size, start_step=variant.get("start_step"),
-                generator=generator, progress=False)
-            nfe = _nfe(enhancer.diffusion, variant)
+                enhancer.predictor, x_lr, factors, sampler=v.sampler, steps=v.steps, repeats=v.repeats,
+                batch_size=batch_size, start_step=v.start_step, generator=generator, progress=False)
         seconds = (time.perf_counter() - start) / len(x0)
         err = (est.double() - x0.double()).pow(2).mean(dim=(1, 2, 3)).numpy() / peak2
         for i in range(len(x0)):
-            rows.append({"variant": name, "sampler": (variant or {}).get("sampler", ""),
-                         "steps": (variant or {}).get("steps", 0), "repeats": (variant or {}).get("repeats", 0),
-                         "start_step": (variant or {}).get("start_step"), "nfe": nfe, "patch": i,
-                         "protein": str(proteins[i]), "factor": float(factors[i]), "rel_mse": float(err[i]),
-                         "seconds": seconds})
+            rows.append({"variant": v.name, "sampler": v.sampler, "steps": v.steps, "repeats": v.repeats,
+                         "start_step": v.start_step, "nfe": t * v.repeats, "patch": i, "protein": str(proteins[i]),
+                         "factor": float(factors[i]), "rel_mse": float(err[i]), "seconds": seconds})
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
@@ -105,8 +115,8 @@ def compare(table: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> pd.Dat
     ``within_protocol_ci`` says whether the variant's mean lies in the protocol's 95% CI (or below
     it: better than the protocol).
     """
-    proto = table[table.variant == "protocol"].set_index("patch")
-    p_mean, p_low, p_high, _, _ = cluster_bootstrap_mean_ci(proto.rel_mse.to_numpy(), proto.protein.to_numpy(),
+    proto = table[table.variant == PROTOCOL].set_index("patch")
+    _, _, p_high, _, _ = cluster_bootstrap_mean_ci(proto.rel_mse.to_numpy(), proto.protein.to_numpy(),
                                                             n_boot=n_boot, rng=seed)
     out = []
     for name, group in table.groupby("variant", sort=False):
@@ -136,7 +146,8 @@ def run_validation(model, split_json, out_table, out_summary, *, validate: Mappi
     out_table, out_summary : path
         Per-patch table (:func:`sampler_table`) and the comparison (:func:`compare`), CSV.
     validate : mapping
-        ``patches`` (number, default 32), ``seed`` (default 2), ``variants`` (name -> settings).
+        The ``native.validate`` section: ``patches`` (number), ``seed`` and ``variants`` (a list as
+        in the ``samplers`` section).
     patches : mapping
         The ``native.patches`` config (:class:`mssr.data.patches.PatchConfig`).
     threads : int, optional
@@ -150,14 +161,13 @@ def run_validation(model, split_json, out_table, out_summary, *, validate: Mappi
 
     set_threads(threads)
     enhancer = Enhancer(model, device="cpu")
-    default = default_sampling(enhancer.extra)
-    variants = {"default": {"sampler": default.sampler, "steps": default.steps, "repeats": default.repeats,
-                            "start_step": default.start_step}, **dict(validate.get("variants") or {})}
+    validate = _validate.mapping("native.validate", validate)
+    n = _validate.positive_int("native.validate.patches", validate.get("patches"))
+    seed = _validate.integer("native.validate.seed", validate.get("seed"), 0)
+    variants = native_variants(validate.get("variants"), default_sampling(enhancer.extra))
     proteins = split_proteins(split_json)
     val = proteins["val"] or proteins["train"]
-    x0, x_lr, factors, owners = validation_patches(val, PatchConfig.from_dict(dict(patches)),
-                                                   n=int(validate.get("patches", 32)),
-                                                   seed=int(validate.get("seed", 2)))
+    x0, x_lr, factors, owners = validation_patches(val, PatchConfig.from_dict(dict(patches)), n=n, seed=seed)
     table = sampler_table(enhancer, x0, x_lr, factors, owners, variants)
     summary = compare(table)
     for frame, path in ((table, out_table), (summary, out_summary)):
@@ -166,4 +176,5 @@ def run_validation(model, split_json, out_table, out_summary, *, validate: Mappi
     return summary
 
 
-__all__ = ["COLUMNS", "PROTOCOL", "compare", "run_validation", "sampler_table", "validation_patches"]
+__all__ = ["COLUMNS", "DEFAULT", "compare", "native_variants", "run_validation", "sampler_table",
+           "validation_patches"]

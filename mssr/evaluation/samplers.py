@@ -81,8 +81,8 @@ class SamplerVariant:
                        start_step=self.start_step)
 
 
-def _validate_variant(i: int, d, base: SampleConfig) -> SamplerVariant:
-    where = f"samplers.variants[{i}]"
+def _validate_variant(i: int, d, base: SampleConfig, section: str) -> SamplerVariant:
+    where = f"{section}.variants[{i}]"
     if not isinstance(d, Mapping):
         raise TypeError(f"{where} must be a mapping with name, sampler, steps, repeats, start_step; got {d!r}")
     unknown = sorted(set(d) - {"name", "sampler", "steps", "repeats", "start_step"})
@@ -103,7 +103,7 @@ def _validate_variant(i: int, d, base: SampleConfig) -> SamplerVariant:
     return SamplerVariant(name=name, sampler=d["sampler"], steps=steps, repeats=repeats, start_step=start)
 
 
-def sampler_variants(samplers: Mapping, sample: Mapping) -> list[SamplerVariant]:
+def sampler_variants(samplers: Mapping, sample: Mapping, *, section: str = "samplers") -> list[SamplerVariant]:
     """The protocol (the ``sample`` section, named ``'protocol'``) followed by the configured variants.
 
     Parameters
@@ -114,23 +114,25 @@ def sampler_variants(samplers: Mapping, sample: Mapping) -> list[SamplerVariant]
         ``start_step``.
     sample : mapping
         The ``sample`` config section.
+    section : str
+        The config key of ``samplers``, named in errors.
 
     Returns
     -------
     list of SamplerVariant
         Names unique.
     """
-    samplers = _validate.mapping("samplers", samplers)
+    samplers = _validate.mapping(section, samplers)
     base = SampleConfig.from_dict(dict(_validate.mapping("sample", sample)))
     variants = [SamplerVariant(PROTOCOL, base.sampler, base.steps, base.repeats, base.start_step)]
     raw = samplers.get("variants") or []
     if isinstance(raw, (str, bytes, Mapping)) or not isinstance(raw, Sequence):
-        raise TypeError(f"samplers.variants must be a list of variants, got {raw!r}")
+        raise TypeError(f"{section}.variants must be a list of variants, got {raw!r}")
     for i, d in enumerate(raw):
-        v = _validate_variant(i, d, base)
+        v = _validate_variant(i, d, base, section)
         if any(v.name == u.name for u in variants):
-            raise ValueError(f"samplers.variants[{i}].name {v.name!r} is used twice ('{PROTOCOL}' is the "
-                             "sample section's)")
+            raise ValueError(f"{section}.variants[{i}].name {v.name!r} is used twice ('{PROTOCOL}' is the "
+                             "protocol's)")
         variants.append(v)
     return variants
 
