@@ -462,3 +462,24 @@ def test_11_pseudo_3d_hint_names_plane_option(tmp_path, model_dir, capsys):
     code, err = _run_cli(capsys, _enhance_args(path, model_dir))
     assert code == 2 and "--plane INDEX (0..5)" in err and "iter_planes" not in err, err
     assert main(_enhance_args(path, model_dir, "--plane", "2")) == 0
+
+
+# ---- the shipped (anchored) model and a plane without a line to measure ---------------------------
+
+
+def test_a_plane_without_strong_isolated_peaks_is_refused_by_the_anchored_model(tmp_path, capsys):
+    # the shipped model starts from the anchor (mssr.model.anchor), whose kernel comes from the
+    # plane's own lines: pure noise has none, and enhance says so, naming the file, writing nothing
+    from mssr.enhance.models import DEFAULT_MODEL_DIR
+
+    extra = json.loads((DEFAULT_MODEL_DIR / CONFIG_FILE).read_text())["extra"]
+    assert extra["native"].get("anchor"), "the shipped model is anchored"
+    rng = np.random.default_rng(3)
+    shape = (64, 96)
+    axes = tuple(Axis.from_ppm_window(n, 600.0, *WINDOWS[n], size) for n, size in zip(("15N", "1H"), shape))
+    path = io.write(Spectrum(rng.normal(0.0, 1.0, shape).astype(np.float32), axes), tmp_path / "noise.ucsf")
+    before = _listing(tmp_path)
+    code, err = _run_cli(capsys, ["enhance", str(path), "--from-mhz", "600", "--to-mhz", "900", "-q"])
+    assert code == 2
+    assert str(path) in err and "no strong isolated peak" in err
+    assert _listing(tmp_path) == before

@@ -120,6 +120,22 @@ def test_patch_1h_lines_broaden_by_the_factor_in_working_points():
         assert _fwhm(x_lr[:, col]) >= _fwhm(x0[:, col]) * 0.99  # no axis narrows
 
 
+def test_apodized_1h_lines_stay_fixed_in_hz():
+    # the Gaussian (apodization) part is fixed in Hz too: a Voigt 1H line is f times wider in points
+    cfg = PatchConfig(size=128, extra_peaks=0.0, on_peak=1.0, apod_1h_hz=(16.0, 16.0), apod_15n_hz=(0.0, 0.0),
+                      snr=(1e7, 1e7))
+    rng = np.random.default_rng(4)
+    checked = 0
+    for _ in range(6):
+        x0, x_lr, factor, _ = render_patch(_peaks()[:1], cfg, rng, raw=True)
+        row, col = np.unravel_index(np.argmax(x0), x0.shape)
+        if not (30 < col < 98 and 20 < row < 108) or factor < 1.2:
+            continue
+        assert _fwhm(x_lr[row, :]) / _fwhm(x0[row, :]) == pytest.approx(factor, rel=0.03)
+        checked += 1
+    assert checked >= 2
+
+
 def test_low_field_noise_follows_the_b0_three_halves_rule():
     # Lorentzian lines of equal Hz width on both axes are f wider per axis on the working grid, so
     # the reference height falls by f^2 and sigma_low = sigma_high * f^1.5 / f^2 = sigma_high / sqrt(f)
@@ -217,8 +233,9 @@ class _OracleEnhancer:
     class _Cfg:
         levels = 3
 
-    def __init__(self, diffusion: Diffusion, truth_of):
+    def __init__(self, diffusion: Diffusion, truth_of, *, anchor: dict | None = None):
         self.diffusion = diffusion
+        self.extra = {"native": {"anchor": anchor}}
         self.device = torch.device("cpu")
         self.model_config = self._Cfg()
         self.model_dir = "oracle"
@@ -281,6 +298,29 @@ def test_the_network_input_is_the_same_in_training_and_in_enhance():
     # what training gives the network for the same patch, when it holds the plane's strongest peak
     expected = (x_lr_raw / network_scale(x_lr_raw)).astype(np.float32)
     assert_allclose(seen, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_an_anchored_model_sees_the_anchor_of_the_plane_in_the_network_unit():
+    # the same patch through enhance with an anchored model: the network is given the anchor of
+    # the scaled plane, with the widths the plane's own lines give (mssr.model.anchor)
+    from mssr.model import anchor
+
+    cfg = PatchConfig(size=128, extra_peaks=0.0, on_peak=1.0, snr=(1e4, 1e4))
+    rng = np.random.default_rng(14)  # a draw whose peak is inside the patch
+    _, x_lr_raw, factor, _ = render_patch(_peaks()[[0, 2]], cfg, rng, raw=True)
+    high = 900.0
+    low = high / factor
+    spacing = (grid.working_spacing_hz("15N"), grid.working_spacing_hz("1H"))
+    axes = (Axis("15N", low * GYROMAGNETIC_RATIO_TO_1H["15N"], 128 * spacing[0] / high * low, 125.0, 128),
+            Axis("1H", low, 128 * spacing[1] / high * low, 9.0, 128))
+    enhancer = _OracleEnhancer(Diffusion(DiffusionConfig(timesteps=50)), lambda x_lr: x_lr,
+                               anchor={"balance": 1e-3})
+    enhance_plane(x_lr_raw.astype(np.float32), axes, target_mhz=high, enhancer=enhancer,
+                  sampling=NativeSampling(steps=5, repeats=1, start_step=None, tile=128, overlap=0))
+    scaled = x_lr_raw / network_scale(x_lr_raw)
+    expected, _ = anchor.anchor(scaled, factor, balance=1e-3)
+    assert_allclose(enhancer.seen[0][0, 0].numpy(), expected.astype(np.float32), rtol=1e-4, atol=1e-6)
+    assert not np.allclose(expected, scaled, atol=1e-3 * np.abs(scaled).max())  # it is not the input
 
 
 # --------------------------------------------------------------------------------------------

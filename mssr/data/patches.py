@@ -10,12 +10,13 @@ real pair varies in is drawn per item, so one model covers it:
   ``ln f`` uniform, ``f = B_high / B_low`` in [1, ``max_factor``];
 - the experiment (HSQC or TROSY) and the protein's size, through the linewidth models below;
 - each peak's own linewidth (log-normal scatter), height and sign;
-- the apodization: a Gaussian component per axis of fixed width in ppm (the same number of points
-  over the same ppm window at both fields), so each line is a Voigt profile;
+- the apodization: a Gaussian component per axis of fixed width in Hz (the same acquisition time
+  at both fields, as the ``real`` pairs assume: every line fixed in Hz), so each line is a Voigt
+  profile;
 - the high-field signal-to-noise ratio.
 
 Line shapes are analytic, so the low-field spectrum of each peak is exact: a Voigt profile whose
-Lorentzian part has the low-field width, its volume kept (:func:`scipy.special.voigt_profile`
+Lorentzian and Gaussian parts have their low-field widths, its volume kept (:func:`scipy.special.voigt_profile`
 is area-normalized). Broadening every line of an axis by the same Lorentzian, as
 :func:`mssr.degrade.simulate` does, is the special case of equal added widths.
 
@@ -33,7 +34,10 @@ at low field, so lower), gives ``sigma_low = h_ref,low / (h_ref,high / sigma_hig
 
 The network sees both spectra divided by :func:`network_scale` of the low-field patch; the scale of
 a patch is drawn as if the plane's strongest peak were elsewhere (``max_scale_ratio``), as in a
-tile of a whole plane (:mod:`mssr.enhance.native`).
+tile of a whole plane (:mod:`mssr.enhance.native`). With ``anchor``, the low-field patch is drawn
+with a margin of half a patch on each side, deconvolved (:func:`mssr.model.anchor.deconvolve`) by
+the Lorentzian ``(f - 1) x`` the median high-field FWHM (Voigt, :func:`voigt_fwhm`) per axis, times
+a log-normal jitter, and cut back to the patch: the network is given that anchor instead.
 """
 
 from __future__ import annotations
@@ -111,6 +115,9 @@ class PatchConfig:
         Mean number of extra random peaks per patch (crowding of larger proteins).
     max_scale_ratio : float
         The plane's strongest low-field height is up to this many times the patch's (log-uniform).
+    anchor : bool
+        Give the network the anchor of the low-field patch (:mod:`mssr.model.anchor`) instead of
+        the patch itself: its deconvolution by the kernel of the patch's median line (jittered).
     """
 
     size: int = 64
@@ -124,6 +131,7 @@ class PatchConfig:
     on_peak: float = 0.85
     extra_peaks: float = 2.0
     max_scale_ratio: float = 20.0
+    anchor: bool = False
 
     @classmethod
     def from_dict(cls, d: dict) -> "PatchConfig":
@@ -291,26 +299,48 @@ def render_patch(peaks: np.ndarray, cfg: PatchConfig, rng: np.random.Generator, 
     fw_low = np.maximum(fw_low, fw_high)  # no blur narrows a line (see mssr.degrade)
     apod = np.array([rng.uniform(*cfg.apod_15n_hz), rng.uniform(*cfg.apod_1h_hz)]) / np.array(spacing_hz)
     sigma = apod / _FWHM_PER_SIGMA
-    # 3. draw both spectra: sum over peaks of outer products of 1D Voigt profiles
-    x_hr = _draw(pos, volumes, sigma, fw_high / 2, size)
-    x_lr = _draw(pos, volumes, sigma, fw_low / 2, size)
+    # the apodization is fixed in Hz too (the same acquisition time at both fields): f times wider in ppm
+    sigma_low = sigma * factor
+    # 3. draw both spectra: sum over peaks of outer products of 1D Voigt profiles (with a margin the
+    #    anchor's deconvolution needs, cut off afterwards)
+    pad = size // 2 if cfg.anchor else 0
+    x_hr = _draw(pos + pad, volumes, sigma, fw_high / 2, size + 2 * pad)
+    x_lr = _draw(pos + pad, volumes, sigma_low, fw_low / 2, size + 2 * pad)
     # 4. noise: high-field S/N of the strongest line; the low-field rule on a reference line
     med_high = np.median(fw_high, axis=0) if len(volumes) else lw_high / np.array(spacing_hz)
     ref_high = _reference_height(sigma, med_high / 2)
-    ref_low = _reference_height(sigma, med_high * factor / 2)
-    strongest = float(np.max(np.abs(x_hr))) if len(volumes) else ref_high
+    ref_low = _reference_height(sigma_low, med_high * factor / 2)
+    strongest = float(np.max(np.abs(x_hr[pad:pad + size, pad:pad + size]))) if len(volumes) else ref_high
     if strongest <= 0:
         strongest = ref_high
     snr = math.exp(rng.uniform(math.log(cfg.snr[0]), math.log(cfg.snr[1])))
     sigma_high = strongest / snr
-    sigma_low = ref_low / (ref_high / sigma_high / factor**1.5)
-    x_lr = x_lr + rng.normal(0.0, sigma_low, x_lr.shape)
+    noise_low = ref_low / (ref_high / sigma_high / factor**1.5)
+    x_lr = x_lr + rng.normal(0.0, noise_low, x_lr.shape)
     # 5. the network's unit, as if the plane's strongest peak were up to max_scale_ratio taller
     ratio = math.exp(rng.uniform(0.0, math.log(cfg.max_scale_ratio))) if rng.random() < 0.5 else 1.0
+    inner = (slice(pad, pad + size), slice(pad, pad + size))
     if raw:
-        return x_hr, x_lr, float(factor), ratio
-    scale = network_scale(x_lr) * ratio
-    return (x_hr / scale).astype(np.float32), (x_lr / scale).astype(np.float32), float(factor)
+        return x_hr[inner], x_lr[inner], float(factor), ratio
+    scale = network_scale(x_lr[inner]) * ratio
+    if cfg.anchor:
+        # 6. the anchor, with the kernel the estimator would find: (f - 1) x the median high-field FWHM
+        from mssr.model.anchor import TRAINING_JITTER, deconvolve
+
+        high_fwhm = np.array([voigt_fwhm(sigma[k], med_high[k] / 2) for k in range(2)])
+        added = (factor - 1.0) * high_fwhm * np.exp(rng.normal(0.0, TRAINING_JITTER, 2))
+        x_lr = deconvolve(x_lr / scale, added) * scale
+    return (x_hr[inner] / scale).astype(np.float32), (x_lr[inner] / scale).astype(np.float32), float(factor)
+
+
+def voigt_fwhm(sigma: float, gamma: float) -> float:
+    """FWHM (points) of a Voigt profile of Gaussian SD ``sigma`` and Lorentzian HWHM ``gamma`` (points).
+
+    Olivero and Longbothum (1977), accurate to 0.02%.
+    """
+    f_g = _FWHM_PER_SIGMA * float(sigma)
+    f_l = 2.0 * float(gamma)
+    return 0.5346 * f_l + math.sqrt(0.2166 * f_l**2 + f_g**2)
 
 
 def _draw(pos: np.ndarray, volumes: np.ndarray, sigma: np.ndarray, gammas: np.ndarray, size: int) -> np.ndarray:
@@ -327,4 +357,4 @@ def _reference_height(sigma: np.ndarray, gamma: np.ndarray) -> float:
 
 
 __all__ = ["NETWORK_HEADROOM", "PatchConfig", "PatchPairs", "draw_fields", "linewidth_15n_hz", "network_scale",
-           "render_patch"]
+           "render_patch", "voigt_fwhm"]

@@ -6,6 +6,8 @@ The steps, for a plane ``x`` recorded at ``B_low`` on its own axes:
    window, a spacing that resolves the high-field lines;
 2. into the network's unit, ``x / network_scale(x)`` (:func:`mssr.data.patches.network_scale`, the
    one scaling of the native mode, as in training);
+   an anchored model (``extra['native']['anchor']``) is given the plane's anchor instead
+   (:func:`mssr.model.anchor.anchor`: Wiener deconvolution by the Lorentzian its own lines imply);
 3. ``repeats`` chains of the sampler over the whole plane at once, the network run on overlapping
    tiles whose noise predictions are blended at every step (:class:`mssr.model.tiles.TiledPredictor`),
    in groups of chains so memory is bounded whatever ``repeats``;
@@ -22,6 +24,7 @@ import torch
 
 from mssr.data import grid
 from mssr.data.patches import network_scale
+from mssr.model import anchor
 from mssr.model.network import NoisePredictor
 from mssr.model.sample import LIMIT_REASONS, LIMITS, combine_moments
 from mssr.model.tiles import OVERLAP, TILE, TiledPredictor
@@ -81,7 +84,7 @@ class NativeSampling:
 
 
 def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling: NativeSampling,
-                  progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                  progress: bool = False, info: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """High-field estimate of one plane and its per-point uncertainty, on the plane's own points.
 
     Parameters
@@ -98,6 +101,9 @@ def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling:
         Sampler settings.
     progress : bool
         Show a progress bar over the sampling steps.
+    info : dict, optional
+        Filled with ``anchor_fwhm_px`` (the anchor's kernel widths per axis, working points) for
+        an anchored model.
 
     Returns
     -------
@@ -116,7 +122,14 @@ def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling:
     # 1.-2. working grid, network unit
     work, _ = grid.to_working(x.astype(np.float64), axes, target_mhz=target_mhz)
     scale = network_scale(work)
-    x_lr = torch.as_tensor((work / scale).astype(np.float32))[None, None].to(enhancer.device)
+    x_in = work / scale
+    settings = enhancer.extra["native"].get("anchor")
+    if settings:
+        # 2b. an anchored model starts from the plane deconvolved by the broadening its lines imply
+        x_in, widths = anchor.anchor(x_in, factor, balance=float(settings["balance"]))
+        if info is not None:
+            info["anchor_fwhm_px"] = [round(w, 3) for w in widths]
+    x_lr = torch.as_tensor(x_in.astype(np.float32))[None, None].to(enhancer.device)
     multiple = 2 ** (enhancer.model_config.levels - 1)
     predictor = enhancer.predictor
     if enhancer.device.type == "cpu" and hasattr(predictor, "unet"):
@@ -148,6 +161,20 @@ def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling:
     return mean_out.astype(np.float32), std_out.astype(np.float32)
 
 
+def anchor_plane(x: np.ndarray, axes, *, target_mhz: float, balance: float = anchor.BALANCE) -> np.ndarray:
+    """The anchor alone (no network) of one plane, on the plane's own points and in its unit.
+
+    The classical first step of an anchored model (:mod:`mssr.model.anchor`), as
+    :func:`enhance_plane` computes it: working grid, network unit, Wiener deconvolution by the
+    Lorentzian the plane's own lines imply, and back.
+    """
+    factor = float(target_mhz) / axes[1].field_mhz
+    work, _ = grid.to_working(np.asarray(x, dtype=np.float64), axes, target_mhz=target_mhz)
+    scale = network_scale(work)
+    y, _ = anchor.anchor(work / scale, factor, balance=balance)
+    return grid.from_working(y * scale, axes).astype(np.float32)
+
+
 def is_native(extra: dict) -> bool:
     """Whether a model's ``config.json`` ``extra`` describes a native-resolution model."""
     return isinstance(extra, dict) and isinstance(extra.get("native"), dict)
@@ -164,4 +191,4 @@ def default_sampling(extra: dict, **overrides) -> NativeSampling:
     return NativeSampling.from_dict(base)
 
 
-__all__ = ["CHAINS_PER_GROUP", "NativeSampling", "default_sampling", "enhance_plane", "is_native"]
+__all__ = ["CHAINS_PER_GROUP", "NativeSampling", "anchor_plane", "default_sampling", "enhance_plane", "is_native"]

@@ -152,8 +152,9 @@ def estimate_planes_native(enhancer, planes: list[Spectrum], sampling, *, to_mhz
     results = []
     for plane in planes:
         start = time.perf_counter()
+        info: dict = {}
         mean, std = enhance_plane(np.asarray(plane.data), plane.axes, target_mhz=to_mhz, enhancer=enhancer,
-                                  sampling=sampling, progress=progress)
+                                  sampling=sampling, progress=progress, info=info)
         seconds = time.perf_counter() - start
         dtype = plane.data.dtype if np.issubdtype(plane.data.dtype, np.floating) else np.float32
         axes = tuple(axis.at_field(to_mhz) for axis in plane.axes)
@@ -165,6 +166,9 @@ def estimate_planes_native(enhancer, planes: list[Spectrum], sampling, *, to_mhz
             "steps": [
                 f"{shape} points -> working grid {work} (band-limited DCT resampling, ppm window kept)",
                 "divided by network_scale = headroom x max|x|",
+                *([f"anchor: Wiener deconvolution by a Lorentzian of {info['anchor_fwhm_px'][0]:g} x "
+                   f"{info['anchor_fwhm_px'][1]:g} working points FWHM, estimated from the plane's own lines "
+                   f"(mssr.model.anchor)"] if "anchor_fwhm_px" in info else []),
                 f"{sampling.sampler}, {sampling.steps} steps from t={sampling.start_step} x {sampling.repeats} "
                 f"repeats, seed {sampling.seed}, tiles {sampling.tile} / overlap {sampling.overlap}: "
                 "mean = estimate, std (ddof=0) = uncertainty",
@@ -428,7 +432,10 @@ def _enhance(input, *, from_mhz, to_mhz, model_dir, output, cfg: SampleConfig, g
              enhancer.size, factor, from_mhz, to_mhz, cfg.sampler, cfg.steps, cfg.repeats, enhancer.device)
 
     if sampling is not None:
-        results = estimate_planes_native(enhancer, planes, sampling, to_mhz=to_mhz, progress=progress)
+        try:
+            results = estimate_planes_native(enhancer, planes, sampling, to_mhz=to_mhz, progress=progress)
+        except ValueError as exc:  # e.g. a plane without a line the anchor could measure
+            raise ValueError(f"{path}: {exc}") from None
     else:
         results = estimate_planes(enhancer, planes, factor, cfg, to_mhz=to_mhz, progress=progress)
     run = _run_record(enhancer, cfg, factor, factor_exact, from_mhz, to_mhz, notes, warnings)

@@ -38,7 +38,9 @@ CLASSICAL_GRIDS: dict[str, list] = {
 }
 """Candidate values of each classical method's free parameter."""
 
-METHODS = ("identity", "wiener", "richardson_lucy", "lorentz_gauss", "peak_fit", "mssr")
+METHODS = ("identity", "wiener", "richardson_lucy", "lorentz_gauss", "peak_fit", "anchor", "mssr")
+"""'anchor': the first, classical step of an anchored MSSR model alone (:func:`mssr.enhance.native.anchor_plane`):
+Wiener with the kernel estimated from the plane's own lines, not the known one."""
 
 
 def classical_estimate(pair: RealPair, method: str, value) -> np.ndarray:
@@ -66,7 +68,7 @@ def classical_estimate(pair: RealPair, method: str, value) -> np.ndarray:
     elif method == "peak_fit":
         y = classical.peak_fit(xn, added_fwhm_px=pair.added_fwhm_px, alpha=float(value))
     else:
-        raise ValueError(f"method must be one of {METHODS[:-1]}, got {method!r}")
+        raise ValueError(f"method must be one of identity, {', '.join(CLASSICAL_GRIDS)}, got {method!r}")
     return np.asarray(y, dtype=np.float64) * scale
 
 
@@ -123,7 +125,10 @@ def run(pairs: Sequence[RealPair], *, enhancer=None, sampling=None, methods: Seq
         for method in methods:
             start = time.perf_counter()
             param = None
-            if method == "mssr":
+            if method == "anchor":
+                est = native.anchor_plane(pair.x_lr.data, pair.x_lr.axes, target_mhz=pair.truth.axes[1].field_mhz)
+                param = "estimated kernel"
+            elif method == "mssr":
                 if enhancer is None:
                     continue
                 cfg = sampling or native.default_sampling(enhancer.extra)
@@ -215,7 +220,7 @@ def _figure(pairs, table: pd.DataFrame, estimates: dict, out_figure, *, low: flo
 
     pair = next(p for p in pairs if p.protein == "protein_L" and abs(p.x_lr.axes[1].field_mhz - low) < 1)
     rows = table[(table.protein == pair.protein) & (table.plane == pair.plane) & (table.factor == round(pair.factor, 4))]
-    classical_rows = rows[~rows.method.isin(["identity", "mssr"])]
+    classical_rows = rows[~rows.method.isin(["identity", "anchor", "mssr"])]
     key = (pair.protein, pair.plane, round(pair.factor, 4))
     panels = [(f"{low:g} MHz input (broadened)", pair.x_lr.data)]
     if (*key, "mssr") in estimates:

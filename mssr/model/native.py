@@ -16,6 +16,7 @@ from pathlib import Path
 
 from mssr.data import grid
 from mssr.data.patches import NETWORK_HEADROOM, PatchConfig, PatchPairs
+from mssr.model import anchor
 from mssr.model.train_data import TrainingData
 
 NATIVE_FORMAT_VERSION = 1
@@ -81,6 +82,8 @@ def native_record(patch_cfg: PatchConfig, sample: dict) -> dict:
             "low_min_mhz": patch_cfg.low_min_mhz,
             "max_factor": patch_cfg.max_factor,
             "sample": dict(sample),
+            "anchor": {"balance": anchor.BALANCE, "measure_balance": anchor.MEASURE_BALANCE,
+                       "iterations": anchor.ITERATIONS} if patch_cfg.anchor else None,
         }
     }
 
