@@ -516,23 +516,6 @@ def lorentzian_transfer(fwhm_px, shape: tuple[int, int]) -> np.ndarray:
     return np.outer(rows, cols)
 
 
-def lorentzian_kernel(fwhm_px, shape: tuple[int, int]) -> np.ndarray:
-    """Separable Lorentzian broadening kernel, as :func:`simulate` applies it, centred, summing to 1.
-
-    Parameters
-    ----------
-    fwhm_px : (float, float)
-        FWHM on each axis, points (0: a delta on that axis).
-    shape : (int, int)
-        Kernel array shape, centre at ``(H // 2, W // 2)``.
-    """
-    shape = _validate_shape(shape)
-    k0 = _kernel_1d(float(fwhm_px[0]), shape[0], "lorentzian")
-    k1 = _kernel_1d(float(fwhm_px[1]), shape[1], "lorentzian")
-    kernel = np.clip(np.outer(k0, k1), 0.0, None)
-    return kernel / kernel.sum()
-
-
 def _noise_gain(fwhm_px: Sequence[float], shape: tuple[int, int], lineshape: str) -> float:
     """Factor by which the blur scales the standard deviation of white noise (kernel L2 norm)."""
     gain2 = 1.0

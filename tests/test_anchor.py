@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from scipy.signal import fftconvolve
 from scipy.special import voigt_profile
 
-from mssr import degrade
 from mssr.data.patches import PatchConfig, render_patch, voigt_fwhm
 from mssr.evaluation.realpairs import fwhm_px
 from mssr.model import anchor
@@ -47,10 +47,10 @@ def test_added_widths_of_voigt_lines_follow_the_whole_width():
     x_hr = _plane((256, 224), PEAKS, lorentz, sigma=sigma)
     w_high = [fwhm_px(x_hr, (40, 50))[k] for k in range(2)]
     truth = [(factor - 1) * w for w in w_high]
-    kernel = degrade.lorentzian_kernel(truth, (255, 223))
-    from scipy.signal import fftconvolve
-
-    x_lr = fftconvolve(x_hr, kernel, mode="same") / 8.0
+    # an analytic Lorentzian kernel, wide enough for its tails (independent of mssr.degrade)
+    t0, t1 = np.arange(-511, 512, dtype=np.float64), np.arange(-447, 448, dtype=np.float64)
+    kernel = np.outer(1 / (1 + (2 * t0 / truth[0]) ** 2), 1 / (1 + (2 * t1 / truth[1]) ** 2))
+    x_lr = fftconvolve(x_hr, kernel / kernel.sum(), mode="same") / 8.0
     added = anchor.added_widths_px(x_lr, factor)
     assert added == pytest.approx(truth, rel=0.05)
     additive = [fwhm_px(x_lr, (40, 50))[k] * (1 - 1 / factor) for k in range(2)]
@@ -100,3 +100,15 @@ def test_anchored_patches_are_closer_to_the_truth_at_high_snr():
         assert np.allclose(x0 / x0.max(), x0p / x0p.max(), atol=1e-6)
         better += np.mean((a - x0) ** 2) / x0.max() ** 2 < np.mean((x_lr - x0p) ** 2) / x0p.max() ** 2
     assert better >= 10
+
+
+def test_lorentzian_transfer_is_the_transform_of_a_lorentzian_of_that_width():
+    from mssr import degrade
+
+    shape = (512, 384)
+    fwhm = (6.0, 3.5)
+    kernel = np.fft.irfft2(degrade.lorentzian_transfer(fwhm, shape), s=shape)
+    kernel = np.fft.fftshift(kernel)
+    assert kernel.sum() == pytest.approx(1.0, abs=1e-9)
+    centre = (shape[0] // 2, shape[1] // 2)
+    assert fwhm_px(kernel, centre) == pytest.approx(fwhm, rel=0.01)
