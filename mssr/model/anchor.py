@@ -109,7 +109,8 @@ def added_widths_px(x: np.ndarray, factor: float, *, iterations: int = ITERATION
     Raises
     ------
     ValueError
-        If the plane has no strong isolated peak to measure (:func:`mssr.evaluation.realpairs.strong_peaks`).
+        If the plane has no strong peak to measure (:func:`mssr.evaluation.realpairs.strong_peaks`;
+        the isolated ones are used where there are any).
     """
     from mssr.evaluation.realpairs import fwhm_px, isolated_peaks, strong_peaks
 
@@ -117,9 +118,13 @@ def added_widths_px(x: np.ndarray, factor: float, *, iterations: int = ITERATION
     if not factor > 1.0:
         raise ValueError(f"factor must be > 1, got {factor}")
     x = np.asarray(x, dtype=np.float64)
-    peaks = isolated_peaks(x, strong_peaks(x))
+    strong = strong_peaks(x)
+    if not len(strong):
+        raise ValueError("the plane has no strong peak whose linewidth would give the broadening")
+    peaks = isolated_peaks(x, strong)
     if not len(peaks):
-        raise ValueError("the plane has no strong isolated peak whose linewidth would give the broadening")
+        # a crowded (or noise-free) plane: the median over all strong peaks, overlaps included
+        peaks = strong
     # peaks whose half height is not reached within the plane (at an edge) give no width
     widths = np.array([fwhm_px(x, p) for p in peaks], dtype=np.float64).reshape(-1, 2)
     peaks = peaks[np.all(np.isfinite(widths), axis=1)]
