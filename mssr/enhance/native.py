@@ -120,15 +120,10 @@ def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling:
     if not factor > 1.0:
         raise ValueError(f"target field {target_mhz} MHz must be above the recording field {low_mhz:.1f} MHz")
     # 1.-2. working grid, network unit
-    work, _ = grid.to_working(x.astype(np.float64), axes, target_mhz=target_mhz)
-    scale = network_scale(work)
-    x_in = work / scale
     settings = enhancer.extra["native"].get("anchor")
-    if settings:
-        # 2b. an anchored model starts from the plane deconvolved by the broadening its lines imply
-        x_in, widths = anchor.anchor(x_in, factor, balance=float(settings["balance"]))
-        if info is not None:
-            info["anchor_fwhm_px"] = [round(w, 3) for w in widths]
+    x_in, scale, widths = _network_input(x, axes, target_mhz, settings)
+    if widths is not None and info is not None:
+        info["anchor_fwhm_px"] = [round(w, 3) for w in widths]
     x_lr = torch.as_tensor(x_in.astype(np.float32))[None, None].to(enhancer.device)
     multiple = 2 ** (enhancer.model_config.levels - 1)
     predictor = enhancer.predictor
@@ -168,11 +163,22 @@ def anchor_plane(x: np.ndarray, axes, *, target_mhz: float, balance: float = anc
     :func:`enhance_plane` computes it: working grid, network unit, Wiener deconvolution by the
     Lorentzian the plane's own lines imply, and back.
     """
-    factor = float(target_mhz) / axes[1].field_mhz
+    y, scale, _ = _network_input(x, axes, target_mhz, {"balance": balance})
+    return grid.from_working(y * scale, axes).astype(np.float32)
+
+
+def _network_input(x, axes, target_mhz: float, anchor_settings):
+    """Steps 1-2: the plane on its working grid in the network's unit, anchored if the model is.
+
+    Returns ``(x_in, scale, anchor widths or None)``.
+    """
     work, _ = grid.to_working(np.asarray(x, dtype=np.float64), axes, target_mhz=target_mhz)
     scale = network_scale(work)
-    y, _ = anchor.anchor(work / scale, factor, balance=balance)
-    return grid.from_working(y * scale, axes).astype(np.float32)
+    if not anchor_settings:
+        return work / scale, scale, None
+    factor = float(target_mhz) / axes[1].field_mhz
+    y, widths = anchor.anchor(work / scale, factor, balance=float(anchor_settings["balance"]))
+    return y, scale, widths
 
 
 def is_native(extra: dict) -> bool:
