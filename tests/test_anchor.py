@@ -112,3 +112,110 @@ def test_lorentzian_transfer_is_the_transform_of_a_lorentzian_of_that_width():
     assert kernel.sum() == pytest.approx(1.0, abs=1e-9)
     centre = (shape[0] // 2, shape[1] // 2)
     assert fwhm_px(kernel, centre) == pytest.approx(fwhm, rel=0.01)
+
+
+# --------------------------------------------------------------------------------------------
+# data consistency (the projection the sampler applies to the network's estimate)
+
+
+def test_wiener_transfer_is_the_filter_skimage_applies():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(96, 70))
+    ext = anchor.mirrored(x)
+    assert ext.shape == (192, 140)
+    np.testing.assert_array_equal(ext[:96, :70], x)
+    np.testing.assert_array_equal(ext[96:, 70:], x[::-1, ::-1])
+    transfer, filt = anchor.wiener_transfer((3.0, 2.0), ext.shape, balance=1e-2)
+    ours = np.fft.irfft2(filt * np.fft.rfft2(ext), s=ext.shape)[:96, :70]
+    # skimage's own Wiener-Hunt filter of the extended plane (the PSF as an image, not our transfer)
+    t0, t1 = np.arange(-96, 96.0), np.arange(-70, 70.0)
+    psf = np.outer(1 / (1 + (2 * t0 / 3.0) ** 2), 1 / (1 + (2 * t1 / 2.0) ** 2))
+    np.testing.assert_allclose(ours, anchor.deconvolve(x, (3.0, 2.0), balance=1e-2), atol=1e-12)
+    assert transfer[0, 0] == pytest.approx(1.0)  # broadening keeps the volume
+    from skimage import restoration
+
+    theirs = restoration.wiener(ext, psf / psf.sum(), 1e-2, clip=False)[:96, :70]
+    # the same filter up to the sampled PSF's truncated tails (a few % of the plane's SD)
+    assert np.abs(ours - theirs).std() < 0.1 * np.abs(ours).std()
+
+
+def _broadened(x, widths):
+    """``x`` broadened by the Lorentzian on its mirrored extension (the boundary the anchor assumes)."""
+    from mssr import degrade
+
+    ext = anchor.mirrored(x)
+    out = np.fft.irfft2(degrade.lorentzian_transfer(widths, ext.shape) * np.fft.rfft2(ext), s=ext.shape)
+    return out[: x.shape[0], : x.shape[1]]
+
+
+def test_consistency_keeps_an_estimate_the_data_agree_with():
+    import torch
+
+    widths = (4.0, 3.0)
+    x_hr = _plane((256, 224), PEAKS, (5.0, 4.0))
+    y = _broadened(x_hr, widths)  # noise-free low-field data of exactly this truth
+    out = anchor.Consistency(y, widths)(torch.as_tensor(x_hr, dtype=torch.float32)[None, None])
+    np.testing.assert_allclose(out[0, 0].numpy(), x_hr, atol=2e-6)
+    # the anchor alone (the same filter) is not the truth: the consistency step does not just return it
+    assert np.abs(anchor.deconvolve(y, widths) - x_hr).max() > 0.05
+
+
+def test_consistency_removes_an_offset_and_keeps_what_the_broadening_hid():
+    import torch
+
+    widths = (4.0, 3.0)
+    shape = (128, 96)
+    x_hr = _plane(shape, [(40.3, 50.2, 1.0), (90.6, 30.1, 0.7)], (5.0, 4.0))
+    y = _broadened(x_hr, widths)
+    # fine structure near the Nyquist frequency of both axes, away from the edges: the
+    # broadening leaves < 0.3% of it in y
+    r, c = np.arange(shape[0]), np.arange(shape[1])
+    window = np.outer(np.exp(-0.5 * ((r - 64) / 12) ** 2), np.exp(-0.5 * ((c - 48) / 10) ** 2))
+    fine = 0.02 * window * np.outer((-1.0) ** r, (-1.0) ** c)
+    assert np.abs(_broadened(fine, widths)).max() < 3e-3 * 0.02
+    estimate = x_hr + 0.05 + fine
+    out = anchor.Consistency(y, widths)(torch.as_tensor(estimate, dtype=torch.float32)[None])
+    error = out[0].numpy() - x_hr
+    assert abs(error.mean()) < 1e-6  # the offset, which the data contradict, is gone
+    np.testing.assert_allclose(error, fine, atol=1e-4)  # the hidden part stays (0.5% of it)
+
+
+def test_consistency_refuses_a_plane_of_another_shape():
+    import torch
+
+    c = anchor.Consistency(np.zeros((32, 40)), (2.0, 2.0))
+    with pytest.raises(ValueError, match="plane shape"):
+        c(torch.zeros(1, 1, 40, 32))
+
+
+def test_consistency_of_a_stack_of_chains_treats_each_plane_with_its_own_data():
+    import torch
+
+    rng = np.random.default_rng(8)
+    y = rng.normal(size=(2, 40, 48))
+    widths = [(2.0, 3.0), (5.0, 1.0)]
+    stack = torch.as_tensor(rng.normal(size=(6, 1, 40, 48)), dtype=torch.float32)  # 2 planes x 3 chains
+    out = anchor.Consistency(y, widths)(stack)
+    for n in range(2):
+        one = anchor.Consistency(y[n], widths[n])
+        for r in range(3):
+            np.testing.assert_allclose(out[3 * n + r].numpy(), one(stack[3 * n + r][None])[0].numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="pair"):
+        anchor.Consistency(y, widths[:1])
+    with pytest.raises(ValueError, match="whole number"):
+        anchor.Consistency(y, widths)(stack[:5])
+
+
+def test_a_line_at_one_edge_does_not_leak_onto_the_other():
+    # an analytic line 6 points from the left edge of a 128-point axis, cut by the edge (not periodic)
+    factor = 2.0
+    high = (4.0, 4.0)
+    x_lr = _plane((96, 128), [(48.2, 6.3, 1.0)], [w * factor for w in high]) / factor**2
+    y = anchor.deconvolve(x_lr, [(factor - 1) * w for w in high], balance=1e-5)
+    far = np.abs(y[:, 64:]).max()
+    assert far < 0.01 * y.max()  # nothing appears at the opposite edge
+    assert fwhm_px(y, (48, 6)) == pytest.approx(high, rel=0.08)  # interior lines: 3 % (above); 6 % here
+    # a periodic filter of the same plane rings at the other edge
+    transfer, filt = anchor.wiener_transfer([(factor - 1) * w for w in high], x_lr.shape, balance=1e-5)
+    periodic = np.fft.irfft2(filt * np.fft.rfft2(x_lr), s=x_lr.shape)
+    assert np.abs(periodic[:, 64:]).max() > 3 * far

@@ -323,6 +323,36 @@ def test_every_sampler_recovers_the_oracle_target(diffusion, sampler, steps, sta
     assert std.max().item() < 1e-4
 
 
+@pytest.mark.parametrize("sampler, steps, start_step", [("ddpm", 50, None), ("ddim", 50, 600), ("dpmsolver", 20, None)])
+def test_projected_x0_drives_every_sampler(diffusion, sampler, steps, start_step):
+    # a predictor whose x0 is the target plus an offset of 0.25; a projection that removes it
+    # gives the target, called once per step on the whole stack of chains
+    g = seeded(5)
+    x_lr = (torch.rand(2, 1, 8, 8, generator=g) * 2 - 1) * 0.3  # target + offset within [-1, 1]
+    factors = torch.tensor([1.5, 2.0])
+    target = fixed_target(x_lr, factors)
+    oracle = fixed_oracle(diffusion.alphas_cumprod)
+    abar = torch.as_tensor(diffusion.alphas_cumprod, dtype=torch.float32)
+
+    def biased(x_t, x_lr_, t, f):
+        return oracle(x_t, x_lr_, t, f) - 0.25 * abar[t].sqrt().view(-1, 1, 1, 1) / (1 - abar[t]).sqrt().view(-1, 1, 1, 1)
+
+    calls = []
+
+    def project(x0):
+        calls.append(tuple(x0.shape))
+        return x0 - 0.25
+
+    kw = dict(sampler=sampler, steps=steps, repeats=3, batch_size=2, start_step=start_step, progress=False)
+    plain, _ = diffusion.sample(biased, x_lr, factors, generator=seeded(6), **kw)
+    mean, std = diffusion.sample(biased, x_lr, factors, generator=seeded(6), project_x0=project, **kw)
+    assert (plain - target.clamp(-1, 1)).mean().item() > 0.2  # the offset, unprojected
+    np.testing.assert_allclose(mean.numpy(), target.clamp(-1, 1).numpy(), atol=1e-3)
+    assert std.max().item() < 1e-3
+    n_steps = len(diffusion.schedule_timesteps(sampler, steps, start_step=start_step))
+    assert calls == [(6, 1, 8, 8)] * n_steps
+
+
 @pytest.mark.parametrize("sampler", ["ddim", "dpmsolver"])
 def test_x0_prediction_is_clamped_at_every_step(diffusion, sampler):
     # A predictor whose x0 is 1.6 everywhere. Clamped to 1, a deterministic sampler keeps

@@ -97,3 +97,57 @@ def test_sampler_table_scores_each_variant_against_the_truth():
     assert row.diff_vs_protocol == pytest.approx(0.0, abs=1e-6 * identity.mean())
     assert row.within_protocol_ci
     assert not summary.set_index("variant").loc["identity"].within_protocol_ci
+
+
+def test_the_projection_removes_an_offset_from_the_projected_variants_only():
+    # noise-free low-field data y = H x0 (a Lorentzian broadening) and a network whose estimate is
+    # the truth plus an offset of 0.05: projected onto y, the estimate is the truth again
+    from mssr import degrade
+    from mssr.model.anchor import Consistency
+
+    rng = np.random.default_rng(1)
+    x0 = np.zeros((4, 32, 32))
+    for n in range(4):
+        for _ in range(3):
+            r, c = rng.uniform(6, 26, 2)
+            t = np.arange(32.0)
+            x0[n] += 0.3 * np.outer(1 / (1 + ((t - r) / 1.5) ** 2), 1 / (1 + ((t - c) / 1.2) ** 2))
+    widths = np.array([[2.0, 1.5]] * 4)
+    from mssr.model.anchor import mirrored
+
+    y = np.stack([np.fft.irfft2(degrade.lorentzian_transfer(w, (64, 64)) * np.fft.rfft2(mirrored(p)), s=(64, 64))[:32, :32]
+                  for p, w in zip(x0, widths)])
+    x0_t = torch.as_tensor(x0[:, None], dtype=torch.float32)
+    x_lr = torch.as_tensor(y[:, None], dtype=torch.float32)
+    enhancer = _Enhancer(x0_t + 0.05, x_lr, 1.0)  # the network's x0: truth + 0.05
+    variants = nativesamplers.native_variants([], _default())
+    variants.append(nativesamplers.SamplerVariant(nativesamplers.UNPROJECTED, "ddpm", 100, 2, 40))
+    table = nativesamplers.sampler_table(enhancer, x0_t, x_lr, torch.full((4,), 1.5, dtype=torch.float64),
+                                         np.array(["a", "a", "b", "b"]), variants, batch_size=4,
+                                         projection=Consistency(y, widths), unprojected=[nativesamplers.UNPROJECTED])
+    by = table.groupby("variant")
+    peak2 = x_lr.abs().amax(dim=(1, 2, 3)).double().pow(2).numpy()
+    np.testing.assert_allclose(table[table.variant == nativesamplers.UNPROJECTED].rel_mse, 0.05**2 / peak2, rtol=1e-3)
+    assert by.rel_mse.max()["default"] < 1e-4 * (0.05**2 / peak2).min()
+    assert by.projected.first().to_dict() == {"default": True, nativesamplers.UNPROJECTED: False,
+                                             "identity": False, "protocol": True}
+
+
+def test_validation_patches_give_anchored_patches_with_their_margin(monkeypatch):
+    import mssr.evaluation.nativesamplers as ns
+    from mssr.model.anchor import deconvolve
+
+    cfg = PatchConfig(size=32, anchor=True, snr=(1e3, 1e3))
+    real = PatchPairs
+    monkeypatch.setattr(ns, "PatchPairs", lambda proteins, c, **kw: real(proteins, c, refdb=_refdb(), **kw))
+    data: dict = {}
+    x0, x_lr, factors, _ = ns.validation_patches([4032, 5107], cfg, n=3, seed=1, data=data)
+    m = data["margin"]
+    assert m == 16 and data["x0"].shape == data["x_lr"].shape == data["low"].shape == (3, 64, 64)
+    inner = (slice(m, m + 32), slice(m, m + 32))
+    for i in range(3):
+        np.testing.assert_allclose(data["x0"][i][inner], x0[i, 0].numpy(), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(data["x_lr"][i][inner], x_lr[i, 0].numpy(), rtol=1e-6, atol=1e-7)
+        # the anchor is the deconvolution of the low-field patch with the kernel recorded
+        again = deconvolve(data["low"][i].astype(np.float64), data["added_fwhm_px"][i])
+        np.testing.assert_allclose(again, data["x_lr"][i], atol=1e-5 * np.abs(again).max())

@@ -233,8 +233,12 @@ class PatchPairs(torch.utils.data.Dataset):
         return np.random.default_rng([self.seed, int(stream), int(epoch), int(index)])
 
     def __getitem__(self, key: tuple[int, int, int]):
+        return self.item(key)
+
+    def item(self, key: tuple[int, int, int], *, info: dict | None = None):
+        """The item ``key``; ``info`` as in :func:`render_patch`."""
         rng = self._rng(key)
-        x0, x_lr, factor = render_patch(self.peaks[rng.integers(len(self.peaks))], self.cfg, rng)
+        x0, x_lr, factor = render_patch(self.peaks[rng.integers(len(self.peaks))], self.cfg, rng, info=info)
         return x0, x_lr, factor
 
     def protein_of(self, key: tuple[int, int, int]) -> int:
@@ -242,7 +246,8 @@ class PatchPairs(torch.utils.data.Dataset):
         return self.proteins[int(self._rng(key).integers(len(self.peaks)))]
 
 
-def render_patch(peaks: np.ndarray, cfg: PatchConfig, rng: np.random.Generator, *, raw: bool = False):
+def render_patch(peaks: np.ndarray, cfg: PatchConfig, rng: np.random.Generator, *, raw: bool = False,
+                 info: dict | None = None):
     """One training pair from a protein's peak list (rows: 15N ppm, 1H ppm, weight).
 
     Parameters
@@ -253,6 +258,12 @@ def render_patch(peaks: np.ndarray, cfg: PatchConfig, rng: np.random.Generator, 
     rng : numpy Generator
     raw : bool
         Return the patches before scaling, and the drawn plane-to-patch ratio.
+    info : dict, optional
+        With ``cfg.anchor``, filled with the patch *with its margin* of ``margin`` points on each
+        side (float32, network unit): ``low`` (the low-field patch itself), ``anchor`` (its
+        deconvolution) and ``x0`` (the high-field truth), and with ``added_fwhm_px`` (the anchor's
+        kernel widths, points): the data and kernel of :class:`mssr.model.anchor.Consistency`,
+        whose periodic filter needs the margin as the anchor's deconvolution does.
 
     Returns
     -------
@@ -329,7 +340,14 @@ def render_patch(peaks: np.ndarray, cfg: PatchConfig, rng: np.random.Generator, 
 
         high_fwhm = np.array([voigt_fwhm(sigma[k], med_high[k] / 2) for k in range(2)])
         added = (factor - 1.0) * high_fwhm * np.exp(rng.normal(0.0, TRAINING_JITTER, 2))
+        if info is not None:
+            info["low"] = (x_lr / scale).astype(np.float32)
+            info["added_fwhm_px"] = (float(added[0]), float(added[1]))
         x_lr = deconvolve(x_lr / scale, added) * scale
+        if info is not None:
+            info["x0"] = (x_hr / scale).astype(np.float32)
+            info["anchor"] = (x_lr / scale).astype(np.float32)
+            info["margin"] = pad
     return (x_hr[inner] / scale).astype(np.float32), (x_lr[inner] / scale).astype(np.float32), float(factor)
 
 

@@ -48,6 +48,10 @@ class NativeSampling:
         Chains averaged (their SD is the uncertainty).
     start_step : int or None
         Start from the low-field input noised to this timestep (None: pure noise, the paper).
+    consistency : bool
+        Anchored models: project the x0 prediction onto the low-field data at every step
+        (:class:`mssr.model.anchor.Consistency`), so that the network changes only what the
+        broadening hid.
     batch_size : int
         Tiles per network call.
     tile, overlap : int
@@ -60,6 +64,7 @@ class NativeSampling:
     steps: int = 500
     repeats: int = 5
     start_step: int | None = None
+    consistency: bool = True
     batch_size: int = 4
     tile: int = TILE
     overlap: int = OVERLAP
@@ -121,7 +126,7 @@ def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling:
         raise ValueError(f"target field {target_mhz} MHz must be above the recording field {low_mhz:.1f} MHz")
     # 1.-2. working grid, network unit
     settings = enhancer.extra["native"].get("anchor")
-    x_in, scale, widths = _network_input(x, axes, target_mhz, settings)
+    x_in, low, scale, widths = _network_input(x, axes, target_mhz, settings)
     if widths is not None and info is not None:
         info["anchor_fwhm_px"] = [round(w, 3) for w in widths]
     x_lr = torch.as_tensor(x_in.astype(np.float32))[None, None].to(enhancer.device)
@@ -132,6 +137,8 @@ def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling:
         predictor = NoisePredictor(predictor.unet, channels_last=True).eval()
     tiled = TiledPredictor(predictor, multiple=multiple, tile=sampling.tile,
                            overlap=sampling.overlap, batch_size=sampling.batch_size)
+    project = (anchor.Consistency(low, widths, balance=float(settings["balance"]))
+               if widths is not None and sampling.consistency else None)
     generator = torch.Generator(device=enhancer.device).manual_seed(int(sampling.seed))
     # 3. chains in groups, their moments merged exactly (mssr.model.sample.combine_moments)
     moments = None
@@ -142,7 +149,7 @@ def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling:
             mean, std = enhancer.diffusion.sample(
                 tiled, x_lr, torch.tensor([factor], dtype=torch.float64), sampler=sampling.sampler,
                 steps=sampling.steps, repeats=group, batch_size=group, start_step=sampling.start_step,
-                generator=generator, progress=progress,
+                generator=generator, progress=progress, project_x0=project,
             )
         part = (group, mean[0, 0].double().cpu().numpy(), std[0, 0].double().cpu().numpy())
         moments = part if moments is None else combine_moments(moments, part)
@@ -163,22 +170,24 @@ def anchor_plane(x: np.ndarray, axes, *, target_mhz: float, balance: float = anc
     :func:`enhance_plane` computes it: working grid, network unit, Wiener deconvolution by the
     Lorentzian the plane's own lines imply, and back.
     """
-    y, scale, _ = _network_input(x, axes, target_mhz, {"balance": balance})
+    y, _, scale, _ = _network_input(x, axes, target_mhz, {"balance": balance})
     return grid.from_working(y * scale, axes).astype(np.float32)
 
 
 def _network_input(x, axes, target_mhz: float, anchor_settings):
     """Steps 1-2: the plane on its working grid in the network's unit, anchored if the model is.
 
-    Returns ``(x_in, scale, anchor widths or None)``.
+    Returns ``(x_in, low, scale, anchor widths or None)``, ``low`` the plane itself on the
+    working grid in the network's unit.
     """
     work, _ = grid.to_working(np.asarray(x, dtype=np.float64), axes, target_mhz=target_mhz)
     scale = network_scale(work)
+    low = work / scale
     if not anchor_settings:
-        return work / scale, scale, None
+        return low, low, scale, None
     factor = float(target_mhz) / axes[1].field_mhz
-    y, widths = anchor.anchor(work / scale, factor, balance=float(anchor_settings["balance"]))
-    return y, scale, widths
+    y, widths = anchor.anchor(low, factor, balance=float(anchor_settings["balance"]))
+    return y, low, scale, widths
 
 
 def is_native(extra: dict) -> bool:

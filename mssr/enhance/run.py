@@ -172,6 +172,9 @@ def estimate_planes_native(enhancer, planes: list[Spectrum], sampling, *, to_mhz
                 f"{sampling.sampler}, {sampling.steps} steps from t={sampling.start_step} x {sampling.repeats} "
                 f"repeats, seed {sampling.seed}, tiles {sampling.tile} / overlap {sampling.overlap}: "
                 "mean = estimate, std (ddof=0) = uncertainty",
+                *(["data consistency at every step: x0 + W (y - H x0), W the anchor's Wiener filter, H the "
+                   "broadening (mssr.model.anchor.Consistency)"] if "anchor_fwhm_px" in info and sampling.consistency
+                  else []),
                 f"mean and std x network_scale, back onto the {shape} points",
                 f"spectrometer frequencies set to the {to_mhz:g} MHz magnet (Axis.at_field): ppm unchanged",
             ],

@@ -135,6 +135,8 @@ def run(pairs: Sequence[RealPair], *, enhancer=None, sampling=None, methods: Seq
                 est, _ = native.enhance_plane(pair.x_lr.data, pair.x_lr.axes, target_mhz=pair.truth.axes[1].field_mhz,
                                               enhancer=enhancer, sampling=cfg, progress=progress)
                 param = f"{cfg.sampler} {cfg.steps} steps from {cfg.start_step} x {cfg.repeats}"
+                if cfg.consistency and enhancer.extra["native"].get("anchor"):
+                    param += ", data-consistent"
             else:
                 key = (pair.protein, round(pair.factor, 6), method)
                 if key not in chosen:

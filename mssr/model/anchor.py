@@ -54,8 +54,24 @@ on protein L at 600 MHz, 11.5/3.47 for 11.9/3.73 at 400 MHz; 7.3/10.6 for 8.5/11
 TRAINING_JITTER: float = 0.1
 """SD of the log-normal factor on each training patch's kernel widths (estimation error)."""
 
+def mirrored(x):
+    """The plane extended by its mirror images to twice its size on both axes (numpy or torch).
+
+    The even extension the working grid's resampling assumes (:mod:`mssr.data.grid`): filtered
+    periodically, it has no jump where the plane's opposite edges would meet, so a line at one
+    edge does not leak onto the other. Its first ``H x W`` points are the plane.
+    """
+    if isinstance(x, np.ndarray):
+        top = np.concatenate([x, x[..., ::-1]], axis=-1)
+        return np.concatenate([top, top[..., ::-1, :]], axis=-2)
+    import torch
+
+    top = torch.cat([x, x.flip(-1)], dim=-1)
+    return torch.cat([top, top.flip(-2)], dim=-2)
+
+
 def deconvolve(x: np.ndarray, added_fwhm_px, *, balance: float = BALANCE) -> np.ndarray:
-    """Wiener deconvolution of a plane by a separable Lorentzian (periodic boundaries).
+    """Wiener deconvolution of a plane by a separable Lorentzian (mirrored boundaries, :func:`mirrored`).
 
     Parameters
     ----------
@@ -79,8 +95,9 @@ def deconvolve(x: np.ndarray, added_fwhm_px, *, balance: float = BALANCE) -> np.
         return x.copy()
     # the transfer function itself (complex dtype: skimage takes it as given), so the kernel is
     # the whole periodic Lorentzian, tails included, as the broadening made it
-    transfer = degrade.lorentzian_transfer(added_fwhm_px, x.shape).astype(np.complex128)
-    return restoration.wiener(x, transfer, float(balance), is_real=True, clip=False)
+    ext = mirrored(x)
+    transfer = degrade.lorentzian_transfer(added_fwhm_px, ext.shape).astype(np.complex128)
+    return restoration.wiener(ext, transfer, float(balance), is_real=True, clip=False)[: x.shape[0], : x.shape[1]]
 
 
 def _median_widths(x: np.ndarray, peaks: np.ndarray) -> np.ndarray:
@@ -186,4 +203,101 @@ def anchor(x: np.ndarray, factor: float, *, added_fwhm_px=None, balance: float =
     return deconvolve(x, added_fwhm_px, balance=balance), tuple(float(w) for w in added_fwhm_px)
 
 
-__all__ = ["BALANCE", "ITERATIONS", "MEASURE_BALANCE", "TRAINING_JITTER", "added_widths_px", "anchor", "deconvolve"]
+def wiener_transfer(added_fwhm_px, shape, *, balance: float = BALANCE) -> tuple[np.ndarray, np.ndarray]:
+    """The broadening's transfer function and the Wiener filter of :func:`deconvolve`, rfft2 layout.
+
+    Parameters
+    ----------
+    added_fwhm_px : (float, float)
+        Lorentzian FWHM per axis, points.
+    shape : (int, int)
+        Shape of the plane.
+    balance : float
+        Regularization weight (:data:`BALANCE`).
+
+    Returns
+    -------
+    transfer, filter : ndarray, float64, shape ``(H, W // 2 + 1)``
+        ``H(k)`` and ``H(k) / (H(k)^2 + balance |L(k)|^2)`` (``L`` the Laplacian regularizer of
+        :func:`skimage.restoration.wiener`), so that ``irfft2(filter * rfft2(x))`` is
+        :func:`deconvolve` of a plane of half this shape on each axis when ``x`` is its
+        :func:`mirrored` extension (periodic on ``shape`` itself).
+    """
+    from skimage.restoration import uft
+
+    transfer = degrade.lorentzian_transfer(added_fwhm_px, tuple(shape))
+    reg, _ = uft.laplacian(2, tuple(shape), is_real=True)
+    return transfer, transfer / (transfer**2 + float(balance) * np.abs(reg) ** 2)
+
+
+class Consistency:
+    """Data consistency of an estimate with the low-field plane: what the anchor's filter sees of it comes from the data.
+
+    With ``H`` the broadening and ``W`` the anchor's Wiener filter (:func:`wiener_transfer`), an
+    estimate ``x0`` of the high-field plane is replaced by
+
+        ``x0 + W (y - H x0)``,
+
+    ``y`` the low-field plane (both filtered on their :func:`mirrored` extensions, as the anchor
+    is): the range-null-space decomposition of DDNM (Wang, Yu and Zhang,
+    ICLR 2023) with the regularized inverse ``W`` for the pseudo-inverse. Where the data determine
+    the spectrum (``W H`` near 1: the broad, low-frequency content) the result is the data's
+    deconvolution, the anchor; the estimate keeps only what the broadening removed (``W H`` near
+    0: the fine structure of narrow lines). A low-level offset or a smooth background an estimate
+    adds is in the first part and removed; the sampler applies it to its x0 prediction at every
+    step (``project_x0`` of :meth:`mssr.model.diffusion.Diffusion.sample`).
+
+    Parameters
+    ----------
+    y : ndarray, shape (H, W) or (N, H, W)
+        The low-field plane (or N planes), in the estimate's unit, on its grid.
+    added_fwhm_px : (float, float) or sequence of N of them
+        The broadening's Lorentzian widths (points), the anchor's; one pair per plane.
+    balance : float
+        The anchor's regularization (:data:`BALANCE`).
+
+    Notes
+    -----
+    The estimates a sampler passes are a spectrum-major stack of chains, shape (N R, 1, H, W) or
+    (N R, H, W): chain ``n R + r`` belongs to plane ``n``.
+    """
+
+    def __init__(self, y: np.ndarray, added_fwhm_px, *, balance: float = BALANCE):
+        import torch
+
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim not in (2, 3):
+            raise ValueError(f"y must be one plane (H, W) or N planes (N, H, W), got shape {y.shape}")
+        planes = y.reshape((-1, *y.shape[-2:]))
+        widths = np.asarray(added_fwhm_px, dtype=np.float64).reshape(-1, 2)
+        if len(widths) != len(planes):
+            raise ValueError(f"added_fwhm_px: {len(widths)} pair(s) of widths for {len(planes)} plane(s)")
+        self.shape = planes.shape[-2:]
+        ext = (2 * self.shape[0], 2 * self.shape[1])
+        gains, anchors = [], []
+        for plane, w in zip(planes, widths):
+            transfer, filt = wiener_transfer(w, ext, balance=balance)
+            gains.append(filt * transfer)
+            anchors.append(np.fft.irfft2(filt * np.fft.rfft2(mirrored(plane)), s=ext))
+        self._gain = torch.as_tensor(np.stack(gains).astype(np.float32))
+        self._anchor = torch.as_tensor(np.stack(anchors).astype(np.float32))
+
+    def __call__(self, x0):
+        """``x0 + W (y - H x0)`` for a stack of shape (N R, [1,] H, W) (Notes)."""
+        import torch
+
+        if tuple(x0.shape[-2:]) != tuple(self.shape):
+            raise ValueError(f"estimate has plane shape {tuple(x0.shape[-2:])}, the data {tuple(self.shape)}")
+        n = len(self._gain)
+        if x0.shape[0] % n:
+            raise ValueError(f"a stack of {x0.shape[0]} estimates is not a whole number of chains of {n} plane(s)")
+        repeats = x0.shape[0] // n
+        h, w = self.shape
+        flat = mirrored(x0.reshape(n, repeats, h, w))
+        gain = self._gain.to(x0.device)[:, None]
+        seen = torch.fft.irfft2(gain * torch.fft.rfft2(flat), s=(2 * h, 2 * w))
+        out = flat - seen + self._anchor.to(x0.device)[:, None]
+        return out[..., :h, :w].reshape(x0.shape)
+
+__all__ = ["BALANCE", "Consistency", "ITERATIONS", "MEASURE_BALANCE", "TRAINING_JITTER", "added_widths_px", "anchor", "deconvolve",
+           "mirrored", "wiener_transfer"]

@@ -407,6 +407,7 @@ class Diffusion:
         generator: torch.Generator | None = None,
         progress: bool = True,
         autocast_dtype: torch.dtype | None = None,
+        project_x0: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Super-resolve spectra: ``repeats`` samples each, their mean and per-pixel std.
 
@@ -422,8 +423,10 @@ class Diffusion:
         2. For each timestep t: ``eps = predict_fn(x, x_lr, t, factors)`` chunk by chunk,
            under autocast if asked, cast to float32 (``prediction='residual'``: the network's
            ``x0 - x_lr``, so ``x0 = x_lr + out``).
-        3. Clamp the x0 prediction ``(x - sigma_t eps) / alpha_t`` to [-1, 1] by shifting eps:
-           ``eps += alpha_t / sigma_t * (x0 - clamp(x0))``. diffusers' DPM-Solver has no
+        3. Clamp the x0 prediction ``(x - sigma_t eps) / alpha_t`` to [-1, 1] (and project it with
+           ``project_x0`` if given), then step with the noise it implies,
+           ``eps = (x - alpha_t x0) / sigma_t`` (for an unprojected x0 predicted from eps: eps
+           shifted by ``alpha_t / sigma_t * (x0 - clamp(x0))``, the same). diffusers' DPM-Solver has no
            ``clip_sample``; its dynamic thresholding with ``sample_max_value=1`` clamps the same
            way but sorts every spectrum at every step to find a quantile it then ignores. One
            rule, here, for all three samplers. ``'residual'``: the clamped ``x0`` gives
@@ -464,6 +467,11 @@ class Diffusion:
         autocast_dtype : torch.dtype, optional
             ``torch.bfloat16`` or ``torch.float16`` to run ``predict_fn`` under
             ``torch.autocast``; the scheduler math stays float32.
+        project_x0 : callable, optional
+            ``project_x0(x0) -> x0``, applied to the clamped x0 prediction of the whole stack at
+            every step before the scheduler step (a data-consistency projection,
+            :class:`mssr.model.anchor.Consistency`); the step then uses the noise that projected
+            x0 implies.
 
         Returns
         -------
@@ -525,10 +533,16 @@ class Diffusion:
                 # 3. Clamp the x0 prediction to [-1, 1] through eps.
                 if self.config.prediction == "residual":
                     x0 = (x_lr_stack + eps).clamp(-1.0, 1.0)
-                    step_eps = (x - alphas[k] * x0) / sigmas[k]
+                    step_eps = None
                 else:
                     x0 = (x - sigmas[k] * eps) / alphas[k]
                     step_eps = eps + (alphas[k] / sigmas[k]) * (x0 - x0.clamp(-1.0, 1.0))
+                    x0 = x0.clamp(-1.0, 1.0)
+                if project_x0 is not None:
+                    x0 = project_x0(x0)
+                    step_eps = None
+                if step_eps is None:
+                    step_eps = (x - alphas[k] * x0) / sigmas[k]
                 # 4. One scheduler step for the whole stack.
                 if sampler == "ddpm":
                     x = scheduler.step(step_eps, t, x, generator=generator).prev_sample
