@@ -394,3 +394,14 @@ def test_shipped_model_enhances_a_real_low_field_plane(protein_l_files):
     assert got["hallucinated"] == 0.0
     assert got["found"] >= given["found"] - 1
     assert np.all(std >= 0)
+
+
+def test_native_sampling_settings_refuse_bad_values_by_name():
+    assert NativeSampling.from_dict({"consistency": False}).consistency is False
+    assert NativeSampling().consistency is True  # the product's default
+    with pytest.raises(TypeError, match="consistency"):
+        NativeSampling.from_dict({"consistency": "yes"})
+    with pytest.raises(ValueError, match="unknown key.*projection"):
+        NativeSampling.from_dict({"projection": True})
+    with pytest.raises(ValueError, match="repeats"):
+        NativeSampling.from_dict({"repeats": 0})

@@ -82,6 +82,8 @@ class NativeSampling:
             value = getattr(cfg, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not isinstance(cfg.consistency, bool):
+            raise TypeError(f"consistency must be true or false, got {cfg.consistency!r}")
         if cfg.repeats > LIMITS["repeats"]:
             raise ValueError(f"repeats must be at most {LIMITS['repeats']} ({LIMIT_REASONS['repeats']}), "
                              f"got {cfg.repeats}")
