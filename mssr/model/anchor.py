@@ -278,7 +278,7 @@ class Consistency:
         for plane, w in zip(planes, widths):
             transfer, filt = wiener_transfer(w, ext, balance=balance)
             gains.append(filt * transfer)
-            anchors.append(np.fft.irfft2(filt * np.fft.rfft2(mirrored(plane)), s=ext))
+            anchors.append(deconvolve(plane, w, balance=balance))  # W y
         self._gain = torch.as_tensor(np.stack(gains).astype(np.float32))
         self._anchor = torch.as_tensor(np.stack(anchors).astype(np.float32))
 
@@ -296,8 +296,8 @@ class Consistency:
         flat = mirrored(x0.reshape(n, repeats, h, w))
         gain = self._gain.to(x0.device)[:, None]
         seen = torch.fft.irfft2(gain * torch.fft.rfft2(flat), s=(2 * h, 2 * w))
-        out = flat - seen + self._anchor.to(x0.device)[:, None]
-        return out[..., :h, :w].reshape(x0.shape)
+        out = (flat - seen)[..., :h, :w] + self._anchor.to(x0.device)[:, None]
+        return out.reshape(x0.shape)
 
 __all__ = ["BALANCE", "Consistency", "ITERATIONS", "MEASURE_BALANCE", "TRAINING_JITTER", "added_widths_px", "anchor", "deconvolve",
            "mirrored", "wiener_transfer"]
