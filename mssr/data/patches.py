@@ -22,7 +22,7 @@ is area-normalized). Broadening every line of an axis by the same Lorentzian, as
 
 Linewidth models (FWHM in Hz at a 1H field ``B`` in MHz; estimates after NMR_NOTES.md):
 
-- 1H: ``lw_1h`` (field independent, dipolar), 12-40 Hz;
+- 1H: ``lw_1h`` (field independent, dipolar), in ``lw_1h_hz`` (default 12-40 Hz);
 - 15N HSQC: ``d + c (B / 900)^2``, ``d`` 3-12 Hz, ``c`` 0.5-4 Hz (CSA grows with B0^2);
 - 15N TROSY: ``e + d (1 - B / B_opt)^2``, ``B_opt`` 900-1100 MHz, ``d`` 10-40 Hz, ``e`` 3-8 Hz
   (dipolar/CSA cancellation best near 1 GHz).
@@ -47,10 +47,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy import ndimage
 from scipy.special import voigt_profile
 
 from mssr.data import synthetic
 from mssr.data.grid import working_spacing_hz
+from mssr.data.linewidths import linewidth_15n_hz, width_ratio
 from mssr.spectrum import GYROMAGNETIC_RATIO_TO_1H
 
 NETWORK_HEADROOM: float = 8.0
@@ -109,6 +111,12 @@ class PatchConfig:
         Range of the high-field peak-height S/N of the strongest peak (log-uniform).
     apod_1h_hz, apod_15n_hz : (float, float)
         Range of the Gaussian (apodization) FWHM at the target field, Hz.
+    lw_1h_hz : (float, float)
+        Range of the 1H Lorentzian FWHM (field independent), Hz; each peak scatters around it.
+    noise_corr_px : (float, float)
+        Range of the low-field noise's correlation length, working points: the white noise is
+        smoothed by a Gaussian of this SD on each axis (drawn per axis) and rescaled to its SD, as
+        the noise of an apodized, zero-filled or interpolated spectrum is. (0, 0): white noise.
     on_peak : float
         Share of patches centred near a peak (the rest anywhere in the spectrum window).
     extra_peaks : float
@@ -118,6 +126,11 @@ class PatchConfig:
     anchor : bool
         Give the network the anchor of the low-field patch (:mod:`mssr.model.anchor`) instead of
         the patch itself: its deconvolution by the kernel of the patch's median line (jittered).
+    anchor_rule : {'fixed', 'experiment'}
+        How the anchor's kernel follows from that line: ``fixed``, lines fixed in Hz (``(f - 1) W``);
+        ``experiment``, the typical rule of the patch's own experiment
+        (:func:`mssr.data.linewidths.width_ratio`, ``(r f - 1) W``), as ``enhance --experiment``
+        computes it.
     """
 
     size: int = 64
@@ -128,10 +141,13 @@ class PatchConfig:
     snr: tuple[float, float] = (30.0, 3000.0)
     apod_1h_hz: tuple[float, float] = (0.0, 16.0)
     apod_15n_hz: tuple[float, float] = (0.0, 30.0)
+    lw_1h_hz: tuple[float, float] = (12.0, 40.0)
+    noise_corr_px: tuple[float, float] = (0.0, 0.0)
     on_peak: float = 0.85
     extra_peaks: float = 2.0
     max_scale_ratio: float = 20.0
     anchor: bool = False
+    anchor_rule: str = "fixed"
 
     @classmethod
     def from_dict(cls, d: dict) -> "PatchConfig":
@@ -149,6 +165,14 @@ class PatchConfig:
             raise ValueError(f"patches.max_factor must be in (1, 10], got {cfg.max_factor}")
         if not 0 < cfg.low_min_mhz < cfg.high_mhz[0] <= cfg.high_mhz[1]:
             raise ValueError("patches needs 0 < low_min_mhz < high_mhz[0] <= high_mhz[1]")
+        for key in ("lw_1h_hz", "noise_corr_px", "apod_1h_hz", "apod_15n_hz", "snr", "high_mhz"):
+            lo_hi = getattr(cfg, key)
+            if len(lo_hi) != 2 or not 0 <= lo_hi[0] <= lo_hi[1]:
+                raise ValueError(f"patches.{key} must be a range [low, high] with 0 <= low <= high, got {list(lo_hi)}")
+        if cfg.anchor_rule not in ("fixed", "experiment"):
+            raise ValueError(f"patches.anchor_rule must be 'fixed' or 'experiment', got {cfg.anchor_rule!r}")
+        if cfg.lw_1h_hz[0] <= 0:
+            raise ValueError(f"patches.lw_1h_hz must start above 0 Hz, got {list(cfg.lw_1h_hz)}")
         return cfg
 
 
@@ -160,20 +184,12 @@ def draw_fields(rng: np.random.Generator, cfg: PatchConfig) -> tuple[float, floa
     return high, high / factor
 
 
-def linewidth_15n_hz(field_mhz, params: dict) -> np.ndarray:
-    """15N FWHM (Hz) at ``field_mhz`` for the linewidth-model parameters of one item."""
-    b = np.asarray(field_mhz, dtype=float)
-    if params["experiment"] == "trosy":
-        return params["e"] + params["d"] * (1.0 - b / params["b_opt"]) ** 2
-    return params["d"] + params["c"] * (b / 900.0) ** 2
-
-
 def _draw_linewidths(rng: np.random.Generator, cfg: PatchConfig) -> dict:
     if rng.random() < cfg.trosy_fraction:
         p = dict(experiment="trosy", b_opt=rng.uniform(900, 1100), d=rng.uniform(10, 40), e=rng.uniform(3, 8))
     else:
         p = dict(experiment="hsqc", d=rng.uniform(3, 12), c=rng.uniform(0.5, 4.0))
-    p["lw_1h"] = rng.uniform(12.0, 40.0)
+    p["lw_1h"] = rng.uniform(*cfg.lw_1h_hz)
     return p
 
 
@@ -327,7 +343,7 @@ def render_patch(peaks: np.ndarray, cfg: PatchConfig, rng: np.random.Generator, 
     snr = math.exp(rng.uniform(math.log(cfg.snr[0]), math.log(cfg.snr[1])))
     sigma_high = strongest / snr
     noise_low = ref_low / (ref_high / sigma_high / factor**1.5)
-    x_lr = x_lr + rng.normal(0.0, noise_low, x_lr.shape)
+    x_lr = x_lr + noise_low * _unit_noise(rng, cfg.noise_corr_px, x_lr.shape)
     # 5. the network's unit, as if the plane's strongest peak were up to max_scale_ratio taller
     ratio = math.exp(rng.uniform(0.0, math.log(cfg.max_scale_ratio))) if rng.random() < 0.5 else 1.0
     inner = (slice(pad, pad + size), slice(pad, pad + size))
@@ -335,11 +351,13 @@ def render_patch(peaks: np.ndarray, cfg: PatchConfig, rng: np.random.Generator, 
         return x_hr[inner], x_lr[inner], float(factor), ratio
     scale = network_scale(x_lr[inner]) * ratio
     if cfg.anchor:
-        # 6. the anchor, with the kernel the estimator would find: (f - 1) x the median high-field FWHM
+        # 6. the anchor, with the kernel the estimator would find: (r f - 1) x the median high-field FWHM
         from mssr.model.anchor import TRAINING_JITTER, deconvolve
 
         high_fwhm = np.array([voigt_fwhm(sigma[k], med_high[k] / 2) for k in range(2)])
-        added = (factor - 1.0) * high_fwhm * np.exp(rng.normal(0.0, TRAINING_JITTER, 2))
+        rule = lw["experiment"] if cfg.anchor_rule == "experiment" else "fixed"
+        ratio = np.array(width_ratio(rule, ("15N", "1H"), low, high))
+        added = np.maximum(factor * ratio - 1.0, 0.0) * high_fwhm * np.exp(rng.normal(0.0, TRAINING_JITTER, 2))
         if info is not None:
             info["low"] = (x_lr / scale).astype(np.float32)
             info["added_fwhm_px"] = (float(added[0]), float(added[1]))
@@ -349,6 +367,18 @@ def render_patch(peaks: np.ndarray, cfg: PatchConfig, rng: np.random.Generator, 
             info["anchor"] = (x_lr / scale).astype(np.float32)
             info["margin"] = pad
     return (x_hr[inner] / scale).astype(np.float32), (x_lr[inner] / scale).astype(np.float32), float(factor)
+
+
+def _unit_noise(rng: np.random.Generator, corr_px: tuple[float, float], shape) -> np.ndarray:
+    """Unit-SD Gaussian noise, white or smoothed by a Gaussian of SD drawn in ``corr_px`` per axis (points)."""
+    white = rng.normal(0.0, 1.0, shape)
+    if corr_px[1] <= 0:  # white noise: no further draw (keeps the stream of the white-noise configs)
+        return white
+    sd = rng.uniform(corr_px[0], corr_px[1], 2)
+    if not np.any(sd > 0):
+        return white
+    smooth = ndimage.gaussian_filter(white, sd, mode="wrap")
+    return smooth / smooth.std()
 
 
 def voigt_fwhm(sigma: float, gamma: float) -> float:
@@ -374,5 +404,5 @@ def _reference_height(sigma: np.ndarray, gamma: np.ndarray) -> float:
     return float(voigt_profile(0.0, max(sigma[0], 1e-6), gamma[0]) * voigt_profile(0.0, max(sigma[1], 1e-6), gamma[1]))
 
 
-__all__ = ["NETWORK_HEADROOM", "PatchConfig", "PatchPairs", "draw_fields", "linewidth_15n_hz", "network_scale",
+__all__ = ["NETWORK_HEADROOM", "PatchConfig", "PatchPairs", "draw_fields", "network_scale",
            "render_patch", "voigt_fwhm"]

@@ -107,7 +107,8 @@ def _median_widths(x: np.ndarray, peaks: np.ndarray) -> np.ndarray:
     return np.nanmedian(widths, axis=0)
 
 
-def added_widths_px(x: np.ndarray, factor: float, *, iterations: int = ITERATIONS) -> tuple[float, float]:
+def added_widths_px(x: np.ndarray, factor: float, *, ratio=(1.0, 1.0),
+                    iterations: int = ITERATIONS) -> tuple[float, float]:
     """The Lorentzian widths (points) that broadened a low-field plane, estimated from its own lines.
 
     Parameters
@@ -116,6 +117,10 @@ def added_widths_px(x: np.ndarray, factor: float, *, iterations: int = ITERATION
         Low-field plane, in the network's unit.
     factor : float
         ``B_high / B_low`` (> 1).
+    ratio : (float, float)
+        ``LW_Hz(B_low) / LW_Hz(B_high)`` per axis (:func:`mssr.data.linewidths.width_ratio`; 1 for
+        lines fixed in Hz): a line of ``W_high`` points is ``r f W_high`` wide at the low field and
+        the kernel is ``(r f - 1) W_high`` (none where ``r f <= 1``).
     iterations : int
         Fixed-point steps (module notes).
 
@@ -151,9 +156,13 @@ def added_widths_px(x: np.ndarray, factor: float, *, iterations: int = ITERATION
                          "(every one is cut by an edge)")
     peaks = peaks[measurable]
     low = np.median(widths[measurable], axis=0)
-    high = low / factor
+    broadening = factor * _validated_ratio(ratio)  # low-field over high-field width, per axis
+    if not np.all(broadening > 1.0):
+        # lines no wider at the low field on some axis (in ppm): nothing to deconvolve there
+        broadening = np.maximum(broadening, 1.0)
+    high = low / broadening
     for _ in range(int(iterations)):
-        added = (factor - 1.0) * high
+        added = (broadening - 1.0) * high
         measured = _median_widths(deconvolve(x, added, balance=MEASURE_BALANCE), peaks)
         if not np.all(np.isfinite(measured)):
             break
@@ -162,8 +171,15 @@ def added_widths_px(x: np.ndarray, factor: float, *, iterations: int = ITERATION
         model = _median_widths(deconvolve(_line(high + added), added, balance=MEASURE_BALANCE), [_LINE_CENTRE])
         # a line cannot come out narrower than nothing, nor wider than its low-field width
         high = np.clip(high + (measured - model), 0.05 * low, low)
-    added = (factor - 1.0) * high
+    added = (broadening - 1.0) * high
     return float(added[0]), float(added[1])
+
+
+def _validated_ratio(ratio) -> np.ndarray:
+    r = np.asarray(ratio, dtype=np.float64)
+    if r.shape != (2,) or not np.all(np.isfinite(r)) or not np.all(r > 0):
+        raise ValueError(f"ratio must be two positive numbers (one per axis), got {ratio!r}")
+    return r
 
 
 _LINE_SIDE = 513
@@ -178,7 +194,7 @@ def _line(fwhm_px) -> np.ndarray:
     return np.outer(rows, cols)
 
 
-def anchor(x: np.ndarray, factor: float, *, added_fwhm_px=None, balance: float = BALANCE):
+def anchor(x: np.ndarray, factor: float, *, added_fwhm_px=None, ratio=(1.0, 1.0), balance: float = BALANCE):
     """The anchor of a low-field plane: its deconvolution by the broadening its lines imply.
 
     Parameters
@@ -189,6 +205,8 @@ def anchor(x: np.ndarray, factor: float, *, added_fwhm_px=None, balance: float =
         ``B_high / B_low``.
     added_fwhm_px : (float, float), optional
         Kernel widths (points); estimated with :func:`added_widths_px` when None.
+    ratio : (float, float)
+        The experiment's linewidth ratio per axis for that estimate (:func:`added_widths_px`).
     balance : float
         Wiener regularization (:data:`BALANCE`).
 
@@ -199,7 +217,7 @@ def anchor(x: np.ndarray, factor: float, *, added_fwhm_px=None, balance: float =
         The widths used.
     """
     if added_fwhm_px is None:
-        added_fwhm_px = added_widths_px(x, factor)
+        added_fwhm_px = added_widths_px(x, factor, ratio=ratio)
     return deconvolve(x, added_fwhm_px, balance=balance), tuple(float(w) for w in added_fwhm_px)
 
 
