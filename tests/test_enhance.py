@@ -442,3 +442,62 @@ def test_default_model_is_the_shipped_native_model():
     from mssr.enhance import models
 
     assert models.DEFAULT_MODEL_DIR == Path(models.__file__).resolve().parent / "model"
+
+
+def _hsqc_bruker(expno: Path, *, pulse_program: str | None, field_mhz: float = 600.13) -> Path:
+    """A 2D 15N-1H TopSpin procno of Lorentzian lines (15N 20 Hz, 1H 30 Hz) with ``acqus`` PULPROG."""
+    shape = (120, 200)
+    obs = (field_mhz * 0.101329118, field_mhz)
+    hz_per_point = (4.0, 4.0)
+    ppm_first = (124.0, 8.9)
+    axes = [Axis(n, o, h * s, p, s) for n, o, h, p, s in zip(("15N", "1H"), obs, hz_per_point, ppm_first, shape)]
+    x = np.zeros(shape)
+    t = [np.arange(s, dtype=np.float64) for s in shape]
+    for r, c, h in [(30.2, 50.5, 1.0), (80.7, 60.1, 0.8), (55.4, 140.3, 0.9), (95.1, 170.8, 0.6)]:
+        rows = 1 / (1 + (2 * (t[0] - r) / (20.0 / hz_per_point[0])) ** 2)
+        cols = 1 / (1 + (2 * (t[1] - c) / (30.0 / hz_per_point[1])) ** 2)
+        x += h * np.outer(rows, cols)
+    x += np.random.default_rng(0).normal(0, 2e-3, shape)
+    data = np.round(x * 1e6)
+    dic = {}
+    for i, axis in enumerate(axes):
+        name = "procs" if i == 1 else "proc2s"
+        dic[name] = {"SI": axis.size, "XDIM": axis.size // 2, "SW_p": axis.sw_hz, "SF": axis.obs_mhz,
+                     "OFFSET": axis.ppm_first, "AXNUC": axis.nucleus, "NC_proc": 0, "BYTORDP": 0, "DTYPP": 0,
+                     "PPARMOD": 1, "_comments": [], "_coreheader": ["##TITLE= Parameter file", "##JCAMPDX= 5.0"]}
+    ng.bruker.write_pdata(str(expno), dic, data, write_procs=True, pdata_folder=1, scale_data=True, overwrite=True)
+    if pulse_program is not None:
+        ng.bruker.write_jcamp({"PULPROG": f"<{pulse_program}>", "SFO1": field_mhz, "_comments": [],
+                               "_coreheader": ["##TITLE= Parameter file", "##JCAMPDX= 5.0"]}, str(expno / "acqus"))
+    return expno / "pdata" / "1"
+
+
+def test_the_pulse_program_names_the_linewidth_rule_of_the_shipped_model(tmp_path):
+    # a Bruker TROSY: the anchor takes the TROSY rule (15N lines 1.65x wider in Hz at 600 than at 900 MHz)
+    # and says so in the sidecar; --experiment overrides it; a file without acqus gets 'fixed'
+    procno = _hsqc_bruker(tmp_path / "trosy", pulse_program="trosyetf3gpsi")
+    assert io.read(procno).meta["pulse_program"] == "trosyetf3gpsi"
+    kernels = {}
+    for name, kwargs in [("auto", {}), ("fixed", {"experiment": "fixed"})]:
+        result = enhance(procno, from_mhz=600.13, to_mhz=900.0, output=tmp_path / f"{name}.ft2", threads=1,
+                         **kwargs)
+        record = json.loads(Path(result["sidecars"][0]).read_text())
+        kernels[name] = record["processing"]["experiment"]
+        step = next(s for s in record["processing"]["steps"] if s.startswith("anchor:"))
+        kernels[name]["widths"] = [float(w) for w in step.split("Lorentzian of ")[1].split(" working")[0].split(" x ")]
+    assert {k: v for k, v in kernels["auto"].items() if k != "widths"} == {
+        "rule": "trosy", "from": "pulse program trosyetf3gpsi"}
+    assert kernels["fixed"]["rule"] == "fixed" and kernels["fixed"]["from"] == "--experiment"
+    # same low-field lines: the TROSY rule takes a narrower high-field 15N line, so a wider kernel
+    # (r f - 1) / (r f) against (f - 1) / f of the low-field width (0.60 and 0.33 of it); 1H unchanged
+    from mssr.data.linewidths import width_ratio
+
+    f = 900.0 / 600.13
+    r = width_ratio("trosy", ("15N",), 600.13, 900.0)[0]
+    ratio = kernels["auto"]["widths"][0] / kernels["fixed"]["widths"][0]
+    assert ratio == pytest.approx((1 - 1 / (r * f)) / (1 - 1 / f), rel=0.05)
+    assert kernels["auto"]["widths"][1] == pytest.approx(kernels["fixed"]["widths"][1], rel=0.02)
+    bare = _hsqc_bruker(tmp_path / "bare", pulse_program=None)
+    assert "pulse_program" not in io.read(bare).meta
+    with pytest.raises(ValueError, match="--experiment"):
+        enhance(bare, from_mhz=600.13, to_mhz=900.0, experiment="noesy")

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from mssr.data import grid
+from mssr.data.linewidths import validate_experiment, width_ratio
 from mssr.data.patches import network_scale
 from mssr.model import anchor
 from mssr.model.network import NoisePredictor
@@ -91,7 +92,8 @@ class NativeSampling:
 
 
 def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling: NativeSampling,
-                  progress: bool = False, info: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  experiment: str = "fixed", progress: bool = False,
+                  info: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """High-field estimate of one plane and its per-point uncertainty, on the plane's own points.
 
     Parameters
@@ -106,6 +108,9 @@ def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling:
         A loaded native model (``extra['native']`` in its config).
     sampling : NativeSampling
         Sampler settings.
+    experiment : {'fixed', 'hsqc', 'trosy'}
+        How the lines changed between the fields (:mod:`mssr.data.linewidths`), for the anchor's
+        kernel of an anchored model: ``fixed`` (widths fixed in Hz) unless the experiment is known.
     progress : bool
         Show a progress bar over the sampling steps.
     info : dict, optional
@@ -128,7 +133,7 @@ def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling:
         raise ValueError(f"target field {target_mhz} MHz must be above the recording field {low_mhz:.1f} MHz")
     # 1.-2. working grid, network unit
     settings = enhancer.extra["native"].get("anchor")
-    x_in, low, scale, widths = _network_input(x, axes, target_mhz, settings)
+    x_in, low, scale, widths = _network_input(x, axes, target_mhz, settings, experiment)
     if widths is not None and info is not None:
         info["anchor_fwhm_px"] = [round(w, 3) for w in widths]
     x_lr = torch.as_tensor(x_in.astype(np.float32))[None, None].to(enhancer.device)
@@ -165,30 +170,33 @@ def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling:
     return mean_out.astype(np.float32), std_out.astype(np.float32)
 
 
-def anchor_plane(x: np.ndarray, axes, *, target_mhz: float, balance: float = anchor.BALANCE) -> np.ndarray:
+def anchor_plane(x: np.ndarray, axes, *, target_mhz: float, balance: float = anchor.BALANCE,
+                 experiment: str = "fixed") -> np.ndarray:
     """The anchor alone (no network) of one plane, on the plane's own points and in its unit.
 
     The classical first step of an anchored model (:mod:`mssr.model.anchor`), as
     :func:`enhance_plane` computes it: working grid, network unit, Wiener deconvolution by the
-    Lorentzian the plane's own lines imply, and back.
+    Lorentzian the plane's own lines imply under the ``experiment``'s rule, and back.
     """
-    y, _, scale, _ = _network_input(x, axes, target_mhz, {"balance": balance})
+    y, _, scale, _ = _network_input(x, axes, target_mhz, {"balance": balance}, experiment)
     return grid.from_working(y * scale, axes).astype(np.float32)
 
 
-def _network_input(x, axes, target_mhz: float, anchor_settings):
+def _network_input(x, axes, target_mhz: float, anchor_settings, experiment: str = "fixed"):
     """Steps 1-2: the plane on its working grid in the network's unit, anchored if the model is.
 
     Returns ``(x_in, low, scale, anchor widths or None)``, ``low`` the plane itself on the
     working grid in the network's unit.
     """
+    experiment = validate_experiment(experiment)
     work, _ = grid.to_working(np.asarray(x, dtype=np.float64), axes, target_mhz=target_mhz)
     scale = network_scale(work)
     low = work / scale
     if not anchor_settings:
         return low, low, scale, None
     factor = float(target_mhz) / axes[1].field_mhz
-    y, widths = anchor.anchor(low, factor, balance=float(anchor_settings["balance"]))
+    ratio = width_ratio(experiment, [ax.nucleus for ax in axes], axes[1].field_mhz, target_mhz)
+    y, widths = anchor.anchor(low, factor, ratio=ratio, balance=float(anchor_settings["balance"]))
     return y, low, scale, widths
 
 

@@ -93,6 +93,40 @@ def validate_projection(projection) -> str:
     return projection
 
 
+def validate_experiment_option(experiment) -> str:
+    """``'auto'`` or one of :data:`mssr.data.linewidths.EXPERIMENTS` (``--experiment``)."""
+    from mssr.data.linewidths import EXPERIMENTS
+
+    if not isinstance(experiment, str) or experiment.lower() not in ("auto", *EXPERIMENTS):
+        raise ValueError(f"experiment (--experiment) must be one of auto, {', '.join(EXPERIMENTS)}, got {experiment!r}")
+    return experiment.lower()
+
+
+def resolve_experiment(experiment: str, meta: dict) -> tuple[str, str]:
+    """The linewidth rule to use and where it came from.
+
+    ``experiment`` as given (``validate_experiment_option``); ``'auto'`` takes it from the file's
+    pulse program where the format records one (Bruker PULPROG), else ``'fixed'``.
+
+    Returns
+    -------
+    rule : str
+        One of :data:`mssr.data.linewidths.EXPERIMENTS`.
+    source : str
+        ``'--experiment'``, ``'pulse program <name>'`` or ``'not named: lines assumed fixed in Hz'``.
+    """
+    from mssr.data.linewidths import experiment_of_pulse_program
+
+    experiment = validate_experiment_option(experiment)
+    if experiment != "auto":
+        return experiment, "--experiment"
+    program = (meta or {}).get("pulse_program")
+    rule = experiment_of_pulse_program(program)
+    if rule is not None:
+        return rule, f"pulse program {program}"
+    return "fixed", "not named: lines assumed fixed in Hz"
+
+
 def validate_flags(**flags) -> None:
     """Each keyword must be a bool (TypeError naming it)."""
     for name, flag in flags.items():

@@ -55,8 +55,9 @@ from mssr.enhance.inputs import (FIELD_TOLERANCE, InputSpectrum, check_header_fi
                                  planes_of, read_input, untrained_warnings)
 from mssr.enhance.models import (DEFAULT_MODEL_DIR, check_steps, load_enhancer, model_dir_of, model_record,
                                  native_range_notes, native_sampling, resolve_factor)
-from mssr.enhance.options import (FAST_PROTOCOL, PAPER_PROTOCOL, sample_config, validate_count, validate_fields,
-                                  validate_flags, validate_path_option, validate_plane, validate_projection)
+from mssr.enhance.options import (FAST_PROTOCOL, PAPER_PROTOCOL, resolve_experiment, sample_config, validate_count,
+                                  validate_experiment_option, validate_fields, validate_flags, validate_path_option,
+                                  validate_plane, validate_projection)
 from mssr.enhance.outputs import SIDECAR_FORMAT, SIDECAR_VERSION, Outputs, output_set, plan_outputs
 from mssr.factors import factor_label
 from mssr.model.sample import SampleConfig
@@ -137,14 +138,15 @@ def estimate_planes(enhancer, planes: list[Spectrum], factor: float, cfg: Sample
     return results
 
 
-def estimate_planes_native(enhancer, planes: list[Spectrum], sampling, *, to_mhz: float,
-                           progress: bool = False) -> list[PlaneEstimate]:
+def estimate_planes_native(enhancer, planes: list[Spectrum], sampling, *, to_mhz: float, experiment: str = "fixed",
+                           experiment_source: str = "", progress: bool = False) -> list[PlaneEstimate]:
     """The model step for a native-resolution model: each plane on its own working grid, tiled.
 
     See :func:`mssr.enhance.native.enhance_plane`: working grid of ``to_mhz`` (ppm kept, >= 3
     points per FWHM of the narrowest expected line), the network's unit, the whole plane sampled
     in overlapping tiles, mean and SD brought back onto the plane's points; axes set to
-    ``to_mhz``.
+    ``to_mhz``. ``experiment`` is the linewidth rule of the anchor's kernel
+    (:mod:`mssr.data.linewidths`), ``experiment_source`` where it came from (for the record).
     """
     from mssr.data.grid import working_axes
     from mssr.enhance.native import enhance_plane
@@ -154,7 +156,7 @@ def estimate_planes_native(enhancer, planes: list[Spectrum], sampling, *, to_mhz
         start = time.perf_counter()
         info: dict = {}
         mean, std = enhance_plane(np.asarray(plane.data), plane.axes, target_mhz=to_mhz, enhancer=enhancer,
-                                  sampling=sampling, progress=progress, info=info)
+                                  sampling=sampling, experiment=experiment, progress=progress, info=info)
         seconds = time.perf_counter() - start
         dtype = plane.data.dtype if np.issubdtype(plane.data.dtype, np.floating) else np.float32
         axes = tuple(axis.at_field(to_mhz) for axis in plane.axes)
@@ -163,12 +165,14 @@ def estimate_planes_native(enhancer, planes: list[Spectrum], sampling, *, to_mhz
         processing = {
             "mode": "native",
             "working_grid": [a.size for a in working_axes(plane.axes, target_mhz=to_mhz)],
+            "experiment": {"rule": experiment, "from": experiment_source},
             "steps": [
                 f"{shape} points -> working grid {work} (band-limited DCT resampling, ppm window kept)",
                 "divided by network_scale = headroom x max|x|",
                 *([f"anchor: Wiener deconvolution by a Lorentzian of {info['anchor_fwhm_px'][0]:g} x "
                    f"{info['anchor_fwhm_px'][1]:g} working points FWHM, estimated from the plane's own lines "
-                   f"(mssr.model.anchor)"] if "anchor_fwhm_px" in info else []),
+                   f"under the '{experiment}' linewidth rule ({experiment_source}; mssr.data.linewidths, "
+                   f"mssr.model.anchor)"] if "anchor_fwhm_px" in info else []),
                 f"{sampling.sampler}, {sampling.steps} steps from t={sampling.start_step} x {sampling.repeats} "
                 f"repeats, seed {sampling.seed}, tiles {sampling.tile} / overlap {sampling.overlap}: "
                 "mean = estimate, std (ddof=0) = uncertainty",
@@ -297,6 +301,7 @@ def enhance(
     seed: int = 0,
     plane: int | None = None,
     projection="signed_max",
+    experiment: str = "auto",
     plot: bool = False,
     force: bool = False,
     batch_size: int = 64,
@@ -337,6 +342,12 @@ def enhance(
         refused for others).
     projection : {'sum', 'max', 'signed_max'}
         How 3D/4D spectra are projected (as the pipeline's ``data.projection``).
+    experiment : {'auto', 'fixed', 'hsqc', 'trosy'}
+        How the lines change between the fields, for a native model's anchor
+        (:mod:`mssr.data.linewidths`): ``hsqc`` (15N lines grow in Hz with the field, CSA),
+        ``trosy`` (15N lines narrow in Hz up to about 1 GHz), ``fixed`` (every width fixed in Hz).
+        ``auto``: the file's pulse program where it names one (Bruker), else ``fixed``. Ignored by
+        paper-mode models.
     plot : bool
         Also write ``<stem>.png``: input, estimate and uncertainty in NMR orientation.
     force : bool
@@ -377,8 +388,8 @@ def enhance(
                         cfg=sample_config(sampler=sampler, steps=steps, repeats=repeats, fast=fast, seed=seed,
                                           device=device, batch_size=batch_size),
                         given=_given_protocol(sampler, steps, repeats, paper=paper),
-                        plane=plane, projection=projection, plot=plot, force=force, threads=threads,
-                        progress=progress)
+                        plane=plane, projection=projection, experiment=experiment, plot=plot, force=force,
+                        threads=threads, progress=progress)
 
 
 def _given_protocol(sampler, steps, repeats, *, paper: bool) -> dict:
@@ -391,8 +402,8 @@ def _given_protocol(sampler, steps, repeats, *, paper: bool) -> dict:
     return given
 
 
-def _enhance(input, *, from_mhz, to_mhz, model_dir, output, cfg: SampleConfig, given: dict, plane, projection, plot,
-             force, threads, progress) -> dict:
+def _enhance(input, *, from_mhz, to_mhz, model_dir, output, cfg: SampleConfig, given: dict, plane, projection,
+             experiment, plot, force, threads, progress) -> dict:
     from mssr.config import set_threads
 
     path = validate_path_option("input", "INPUT", input)
@@ -401,6 +412,7 @@ def _enhance(input, *, from_mhz, to_mhz, model_dir, output, cfg: SampleConfig, g
     from_mhz, to_mhz = validate_fields(from_mhz, to_mhz)
     plane = validate_plane(plane)
     projection = validate_projection(projection)
+    experiment = validate_experiment_option(experiment)
     validate_flags(plot=plot, force=force, progress=progress)
     threads = validate_count("threads", "--threads", threads)
     model_path = model_dir_of(model_dir)
@@ -435,8 +447,11 @@ def _enhance(input, *, from_mhz, to_mhz, model_dir, output, cfg: SampleConfig, g
              enhancer.size, factor, from_mhz, to_mhz, cfg.sampler, cfg.steps, cfg.repeats, enhancer.device)
 
     if sampling is not None:
+        rule, rule_source = resolve_experiment(experiment, inp.spectrum.meta)
+        log.info("linewidth rule of the anchor: %s (%s)", rule, rule_source)
         try:
-            results = estimate_planes_native(enhancer, planes, sampling, to_mhz=to_mhz, progress=progress)
+            results = estimate_planes_native(enhancer, planes, sampling, to_mhz=to_mhz, experiment=rule,
+                                             experiment_source=rule_source, progress=progress)
         except ValueError as exc:  # e.g. a plane without a line the anchor could measure
             raise ValueError(f"{path}: {exc}") from None
     else:

@@ -53,6 +53,7 @@ class BrukerSource(Source):
         check_file_size(path, filename, itemsize * math.prod(shape), f"data of shape {tuple(shape)}")
         self._procno, self._binary = procno, binary
         self._data: np.ndarray | None = None
+        self.pulse_program = _pulse_program(procno)
 
     def load(self, *, lazy: bool) -> np.ndarray:
         if self._data is not None:
@@ -72,6 +73,25 @@ class BrukerSource(Source):
     def plane(self, axis: int, index: int) -> np.ndarray:
         return np.ascontiguousarray(self.load(lazy=False).take(index, axis=axis))
 
+
+
+def _pulse_program(procno: str) -> str | None:
+    """PULPROG of the experiment's ``acqus`` (``<expno>/pdata/<procno>/../../acqus``), or None.
+
+    Optional: processed data copied without their experiment directory have none.
+    """
+    expno = os.path.dirname(os.path.dirname(os.path.abspath(procno)))
+    acqus = os.path.join(expno, "acqus")
+    if not os.path.isfile(acqus):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            value = ng.bruker.read_jcamp(acqus).get("PULPROG")
+        except Exception:  # an unreadable acqus only costs the experiment's name
+            return None
+    name = str(value).strip().strip("<>").strip() if value is not None else ""
+    return name or None
 
 
 def _parameter_file(axis_number: int) -> str:

@@ -120,6 +120,8 @@ class Source(abc.ABC):
     """An opened, size-checked data set: axis headers in array order and access to the data."""
 
     format: str
+    pulse_program: str | None = None
+    """The acquisition's pulse program where the format records it (Bruker ``acqus`` PULPROG)."""
 
     def __init__(self, path: str, axes: list[AxisHeader]):
         self.path = path
@@ -204,7 +206,10 @@ def _byte_order_hint(block: np.ndarray) -> str:
 
 
 def source_meta(source: Source) -> dict:
-    return {"source": source.path, "format": source.format}
+    meta = {"source": source.path, "format": source.format}
+    if source.pulse_program:
+        meta["pulse_program"] = source.pulse_program
+    return meta
 
 
 def file_datetime() -> datetime.datetime:
