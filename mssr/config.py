@@ -146,7 +146,8 @@ def native_configs(cfg: dict) -> dict:
     }
 
 
-def train_native_from_config(cfg: dict, split_json, out_dir, *, store_json=None, threads: int | None = None) -> Path:
+def train_native_from_config(cfg: dict, split_json, out_dir, *, store_json=None, threads: int | None = None,
+                             run_name: str = "mssr_native") -> Path:
     """Train the native-resolution model as the ``native`` config section says.
 
     Parameters
@@ -161,6 +162,8 @@ def train_native_from_config(cfg: dict, split_json, out_dir, *, store_json=None,
         The tracking store record of the workflow's ``tracking_store`` rule.
     threads : int, optional
         CPU threads of torch.
+    run_name : str
+        The MLflow run's name (``native_baseline_<factor>`` for a baseline).
     """
     from mssr.model.native import native_record, patch_training_data
     from mssr.model.train import train
@@ -170,7 +173,7 @@ def train_native_from_config(cfg: dict, split_json, out_dir, *, store_json=None,
     data = patch_training_data(split_json, typed["patches"], length=typed["epoch_length"],
                                val_length=typed["val_length"], seed=typed["train"].seed)
     tracking = tracking_config(cfg, store_json)
-    tracking = type(tracking)(experiment=tracking.experiment, uri=tracking.uri, run_name="mssr_native")
+    tracking = type(tracking)(experiment=tracking.experiment, uri=tracking.uri, run_name=run_name)
     return train(
         None, None, out_dir,
         model_cfg=typed["model"], diffusion_cfg=typed["diffusion"], train_cfg=typed["train"],

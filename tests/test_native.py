@@ -11,7 +11,7 @@ import torch
 from numpy.testing import assert_allclose
 
 from mssr.data import grid
-from mssr.data.patches import NETWORK_HEADROOM, PatchConfig, PatchPairs, network_scale, render_patch
+from mssr.data.patches import NETWORK_HEADROOM, PatchConfig, PatchPairs, draw_fields, network_scale, render_patch
 from mssr.enhance.native import NativeSampling, enhance_plane
 from mssr.model.diffusion import Diffusion, DiffusionConfig
 from mssr.model.tiles import TiledPredictor, blend_window, tile_starts
@@ -405,3 +405,25 @@ def test_native_sampling_settings_refuse_bad_values_by_name():
         NativeSampling.from_dict({"projection": True})
     with pytest.raises(ValueError, match="repeats"):
         NativeSampling.from_dict({"repeats": 0})
+
+
+def test_a_single_factor_patch_config_draws_that_factor_only():
+    # a native baseline: every pair at f = 2.25, the target field uniform over what allows an input >= 300 MHz
+    cfg = PatchConfig.from_dict({"factor": 2.25, "high_mhz": [600, 1200], "low_min_mhz": 300})
+    rng = np.random.default_rng(0)
+    fields = np.array([draw_fields(rng, cfg) for _ in range(400)])
+    np.testing.assert_allclose(fields[:, 0] / fields[:, 1], 2.25, rtol=1e-12)
+    assert fields[:, 0].min() >= 675.0 and fields[:, 0].max() <= 1200.0  # 2.25 x 300 MHz = 675 MHz
+    assert fields[:, 0].min() < 700.0 and fields[:, 0].max() > 1170.0
+    _, x_lr, factor, _ = render_patch(_peaks(), PatchConfig(size=32, factor=1.5), np.random.default_rng(1), raw=True)
+    assert factor == pytest.approx(1.5, rel=1e-12)
+    # without it the factor is drawn
+    drawn = np.array([np.divide(*draw_fields(rng, PatchConfig())) for _ in range(200)])
+    assert drawn.min() < 1.1 and drawn.max() > 3.0
+
+
+@pytest.mark.parametrize("factor, named", [(1.0, "patches.factor"), (4.5, "patches.factor"), (True, "patches.factor"),
+                                           (3.9, "no target field")])
+def test_a_bad_single_factor_is_refused_by_name(factor, named):
+    with pytest.raises(ValueError, match=named):
+        PatchConfig.from_dict({"factor": factor, "high_mhz": [600, 1000], "low_min_mhz": 300, "max_factor": 4.0})

@@ -131,6 +131,9 @@ class PatchConfig:
         ``experiment``, the typical rule of the patch's own experiment
         (:func:`mssr.data.linewidths.width_ratio`, ``(r f - 1) W``), as ``enhance --experiment``
         computes it.
+    factor : float or None
+        A single upscaling factor ``B_high / B_low`` for every pair (a single-factor baseline);
+        None draws it (:func:`draw_fields`).
     """
 
     size: int = 64
@@ -148,6 +151,7 @@ class PatchConfig:
     max_scale_ratio: float = 20.0
     anchor: bool = False
     anchor_rule: str = "fixed"
+    factor: float | None = None
 
     @classmethod
     def from_dict(cls, d: dict) -> "PatchConfig":
@@ -171,13 +175,29 @@ class PatchConfig:
                 raise ValueError(f"patches.{key} must be a range [low, high] with 0 <= low <= high, got {list(lo_hi)}")
         if cfg.anchor_rule not in ("fixed", "experiment"):
             raise ValueError(f"patches.anchor_rule must be 'fixed' or 'experiment', got {cfg.anchor_rule!r}")
+        if cfg.factor is not None:
+            if isinstance(cfg.factor, bool) or not isinstance(cfg.factor, (int, float)) \
+                    or not 1.0 < cfg.factor <= cfg.max_factor:
+                raise ValueError(f"patches.factor must be null or a number in (1, max_factor = {cfg.max_factor}], "
+                                 f"got {cfg.factor!r}")
+            if cfg.factor * cfg.low_min_mhz > cfg.high_mhz[1]:
+                raise ValueError(f"patches.factor {cfg.factor}: no target field in high_mhz {list(cfg.high_mhz)} "
+                                 f"has an input field >= low_min_mhz {cfg.low_min_mhz}")
+            object.__setattr__(cfg, "factor", float(cfg.factor))
         if cfg.lw_1h_hz[0] <= 0:
             raise ValueError(f"patches.lw_1h_hz must start above 0 Hz, got {list(cfg.lw_1h_hz)}")
         return cfg
 
 
 def draw_fields(rng: np.random.Generator, cfg: PatchConfig) -> tuple[float, float]:
-    """(B_high, B_low) in MHz: B_high uniform, ln f uniform in [0, ln f_max(B_high)]."""
+    """(B_high, B_low) in MHz: B_high uniform, ln f uniform in [0, ln f_max(B_high)].
+
+    With ``cfg.factor`` set, B_high is uniform over the targets whose input ``B_high / factor`` is
+    at least ``low_min_mhz``, and ``B_low = B_high / factor``.
+    """
+    if cfg.factor is not None:
+        high = float(rng.uniform(max(cfg.high_mhz[0], cfg.factor * cfg.low_min_mhz), cfg.high_mhz[1]))
+        return high, high / cfg.factor
     high = float(rng.uniform(*cfg.high_mhz))
     f_max = min(cfg.max_factor, high / cfg.low_min_mhz)
     factor = math.exp(rng.uniform(0.0, math.log(f_max)))

@@ -143,6 +143,10 @@ def native_range_notes(enhancer, from_mhz: float, to_mhz: float) -> list[str]:
     if from_mhz < info.get("low_min_mhz", 0) - 1 or to_mhz / from_mhz > info.get("max_factor", 1e9) + 1e-6:
         notes.append(f"--from-mhz {from_mhz:g}: the model was trained from {info.get('low_min_mhz'):g} MHz and for "
                      f"factors up to {info.get('max_factor'):g}")
+    single = info.get("factor")
+    if single is not None and abs(to_mhz / from_mhz - single) > 1e-3 * single:
+        notes.append(f"this is a single-factor baseline (f = {single:g}); --to-mhz / --from-mhz is "
+                     f"{to_mhz / from_mhz:.4g}")
     for note in notes:
         log.warning("%s", note)
     return notes

@@ -16,6 +16,7 @@ The learned model runs with the sampler settings it was validated with
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 
@@ -59,7 +60,9 @@ def classical_estimate(pair: RealPair, method: str, value) -> np.ndarray:
     scale = network_scale(x)
     xn = x / scale
     if method in ("wiener", "richardson_lucy"):
-        psf = degrade.psf(pair.factor, model="physical", **pair.degrade_params)
+        # the kernel's default support (2 ceil(16 FWHM) + 1 points), cut to a window smaller than that
+        shape = tuple(min(2 * math.ceil(16 * w) + 1, n if n % 2 else n - 1) for w, n in zip(pair.added_fwhm_px, x.shape))
+        psf = degrade.psf(pair.factor, model="physical", shape=shape, **pair.degrade_params)
         options = {"balance": float(value)} if method == "wiener" else {"iterations": int(value)}
         y = classical.enhance(xn, psf, method=method, **options)
     elif method == "lorentz_gauss":
@@ -85,7 +88,7 @@ def tune(method: str, validation: Sequence[RealPair]) -> tuple[object, dict]:
 
 
 def run(pairs: Sequence[RealPair], *, enhancer=None, sampling=None, methods: Sequence[str] = METHODS,
-        progress: bool = False, keep: dict | None = None) -> pd.DataFrame:
+        progress: bool = False, keep: dict | None = None, baselines: dict | None = None) -> pd.DataFrame:
     """Score every method on every pair.
 
     Parameters
@@ -98,10 +101,13 @@ def run(pairs: Sequence[RealPair], *, enhancer=None, sampling=None, methods: Seq
     sampling : mssr.enhance.native.NativeSampling, optional
         Its sampler settings (default: the model's own).
     methods : sequence of str
-        Methods to run.
+        Methods to run; 'baseline' is the single-factor native model of the pair's factor.
     keep : dict, optional
         Filled with ``(protein, plane, factor rounded to 4 decimals, method) -> estimate`` for
         every pair and method (for figures).
+    baselines : dict, optional
+        ``{factor rounded to 4 decimals: Enhancer}``, the single-factor native models for the
+        method 'baseline' (pairs of other factors skip it); they sample with their own settings.
 
     Returns
     -------
@@ -128,14 +134,15 @@ def run(pairs: Sequence[RealPair], *, enhancer=None, sampling=None, methods: Seq
             if method == "anchor":
                 est = native.anchor_plane(pair.x_lr.data, pair.x_lr.axes, target_mhz=pair.truth.axes[1].field_mhz)
                 param = "estimated kernel"
-            elif method == "mssr":
-                if enhancer is None:
+            elif method in ("mssr", "baseline"):
+                model = enhancer if method == "mssr" else (baselines or {}).get(round(pair.factor, 4))
+                if model is None:
                     continue
-                cfg = sampling or native.default_sampling(enhancer.extra)
+                cfg = (sampling if method == "mssr" else None) or native.default_sampling(model.extra)
                 est, _ = native.enhance_plane(pair.x_lr.data, pair.x_lr.axes, target_mhz=pair.truth.axes[1].field_mhz,
-                                              enhancer=enhancer, sampling=cfg, progress=progress)
+                                              enhancer=model, sampling=cfg, progress=progress)
                 param = f"{cfg.sampler} {cfg.steps} steps from {cfg.start_step} x {cfg.repeats}"
-                if cfg.consistency and enhancer.extra["native"].get("anchor"):
+                if cfg.consistency and model.extra["native"].get("anchor"):
                     param += ", data-consistent"
             else:
                 key = (pair.protein, round(pair.factor, 6), method)
@@ -213,20 +220,36 @@ def study(*, model_dir=None, out_csv, out_figure=None, low_mhz: Sequence[float] 
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)
     if out_figure is not None:
-        _figure(pairs, table, estimates, out_figure, low=min(low_mhz))
+        contour_figure(pairs, table, estimates, out_figure, low=min(low_mhz))
     return table
 
 
-def _figure(pairs, table: pd.DataFrame, estimates: dict, out_figure, *, low: float) -> None:
+def contour_figure(pairs, table: pd.DataFrame, estimates: dict, out_figure, *, low: float) -> None:
+    """Contours of the protein-L pair at ``low`` MHz: input, MSSR (and the baseline), the best classical method, truth.
+
+    Parameters
+    ----------
+    pairs : sequence of RealPair
+    table : DataFrame
+        :func:`run`'s table.
+    estimates : dict
+        :func:`run`'s ``keep``.
+    out_figure : path
+        PNG file.
+    low : float
+        Low field of the pair shown, 1H MHz.
+    """
     from mssr.figures.real import plot_real_pair
 
     pair = next(p for p in pairs if p.protein == "protein_L" and abs(p.x_lr.axes[1].field_mhz - low) < 1)
     rows = table[(table.protein == pair.protein) & (table.plane == pair.plane) & (table.factor == round(pair.factor, 4))]
-    classical_rows = rows[~rows.method.isin(["identity", "anchor", "mssr"])]
+    classical_rows = rows[~rows.method.isin(["identity", "anchor", "mssr", "baseline"])]
     key = (pair.protein, pair.plane, round(pair.factor, 4))
     panels = [(f"{low:g} MHz input (broadened)", pair.x_lr.data)]
     if (*key, "mssr") in estimates:
         panels.append(("MSSR (native model)", estimates[(*key, "mssr")]))
+    if (*key, "baseline") in estimates:
+        panels.append((f"baseline (f = {pair.factor:.3f} only)", estimates[(*key, "baseline")]))
     if len(classical_rows):
         best = classical_rows.sort_values("mse").iloc[0]
         panels.append((f"{best.method} (known kernel)", estimates[(*key, best.method)]))
@@ -235,4 +258,4 @@ def _figure(pairs, table: pd.DataFrame, estimates: dict, out_figure, *, low: flo
                    title=f"protein L, plane {pair.plane}: {low:g} -> {pair.truth.axes[1].field_mhz:.0f} MHz")
 
 
-__all__ = ["CLASSICAL_GRIDS", "METHODS", "classical_estimate", "measured_linewidths_hz", "run", "study", "tune"]
+__all__ = ["CLASSICAL_GRIDS", "METHODS", "classical_estimate", "contour_figure", "measured_linewidths_hz", "run", "study", "tune"]

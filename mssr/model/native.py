@@ -81,6 +81,7 @@ def native_record(patch_cfg: PatchConfig, sample: dict) -> dict:
             "high_mhz": list(patch_cfg.high_mhz),
             "low_min_mhz": patch_cfg.low_min_mhz,
             "max_factor": patch_cfg.max_factor,
+            "factor": patch_cfg.factor,
             "sample": dict(sample),
             "anchor": {"balance": anchor.BALANCE, "measure_balance": anchor.MEASURE_BALANCE,
                        "iterations": anchor.ITERATIONS} if patch_cfg.anchor else None,

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(workflow.basedir)))
 
 from mssr.config_checks import check_pipeline_config  # noqa: E402
 from mssr.config import PAPER_DEGRADE_KEYS  # noqa: E402
-from mssr.factors import FACTOR_LABELS  # noqa: E402
+from mssr.factors import FACTOR_LABELS, as_factor  # noqa: E402
 
 # What the schema cannot say (keys that must agree, steps vs T, split sums, duplicated YAML keys):
 # refused here, naming the key, rather than hours later inside a job.
@@ -83,6 +83,13 @@ if isinstance(NATIVE_TRAIN_CONFIG.get("native"), dict):  # the sampler validatio
     NATIVE_TRAIN_CONFIG["native"] = {k: v for k, v in NATIVE_TRAIN_CONFIG["native"].items() if k != "validate"}
 
 
+def native_baseline_config(factor):
+    """What a native baseline's training reads: the native model's, at one factor."""
+    cfg = json.loads(json.dumps(NATIVE_TRAIN_CONFIG))
+    cfg["native"]["patches"] = {**cfg["native"].get("patches", {}), "factor": float(as_factor(factor))}
+    return cfg
+
+
 def model_dir(learned, factor):
     return f"{OUT}/models/mssr" if learned == "mssr" else f"{OUT}/models/baseline_{factor}"
 
@@ -110,6 +117,12 @@ REAL_MODEL_FILES = [f"{REAL_MODEL_DIR}/model.safetensors", f"{REAL_MODEL_DIR}/co
 
 
 def all_outputs():
+    if config.get("mode", "native") == "native":
+        return [
+            f"{OUT}/tables/native.csv",
+            f"{OUT}/tables/native_summary.md",
+            *expand(f"{OUT}/figures/native/protein_L_{{factor}}.png", factor=FACTORS),
+        ]
     real = [f"{OUT}/tables/real.csv", f"{OUT}/figures/real_protein_L.png"] if _real.get("enabled", False) else []
     if (config.get("native") or {}).get("validate"):
         real.append(f"{OUT}/tables/native_samplers_summary.csv")

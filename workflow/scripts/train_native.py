@@ -15,4 +15,5 @@ train_native_from_config(
     Path(snakemake.output.model).parent,
     store_json=snakemake.input.store,
     threads=snakemake.threads,
+    run_name=snakemake.params.get("run_name", "mssr_native"),
 )
