@@ -350,3 +350,16 @@ def test_metrics_table_to_paired_tables_and_an_mlflow_run(tmp_path, monkeypatch)
     summary = pd.read_csv(paths[0])
     assert stored.data.metrics["blur.mssr.1.500.mse"] == pytest.approx(
         summary.query("method == 'mssr' and metric == 'mse'")["mean"].iloc[0])
+
+
+def test_the_markdown_headers_say_whether_the_learned_models_had_the_same_budget(tmp_path):
+    df = _metrics_table(np.random.default_rng(7), n=3)
+    paths = tables.write_tables(df, tmp_path / "a", n_boot=20, seed=0, budgets={"mssr": 150, "baseline": 20})
+    for path in (paths[1], paths[5]):
+        text = path.read_text()
+        assert "did not get the same training budget** (epochs; mssr: 150; baseline: 20)" in text
+    paths = tables.write_tables(df, tmp_path / "b", n_boot=20, seed=0, budgets={"mssr": 200, "baseline": 200})
+    assert "trained for 200 epochs (the same budget)" in paths[1].read_text()
+    assert tables.budget_line({"baseline": (140, 150)}, "steps").endswith("(steps; baseline: 140-150).")
+    paths = tables.write_tables(df, tmp_path / "c", n_boot=20, seed=0)
+    assert "budget" not in paths[1].read_text()

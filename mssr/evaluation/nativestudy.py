@@ -143,16 +143,12 @@ def summarize(tables: Sequence, out_csv, out_md) -> pd.DataFrame:
 
 
 def _markdown(rows: pd.DataFrame, means: pd.DataFrame) -> str:
+    from mssr.evaluation.tables import budget_line
+
     learned = rows[rows.method.isin(["mssr", "baseline"])].dropna(subset=["train_steps"])
-    budgets = learned.groupby("method")["train_steps"].agg(["min", "max"])
-    if len(budgets) and budgets["min"].min() == budgets["max"].max():
-        header = f"Every learned model was trained for {int(budgets['min'].min())} optimizer steps (the same budget)."
-    elif len(budgets):
-        parts = [f"{m}: {int(r['min'])}" + (f"-{int(r['max'])}" if r["max"] != r["min"] else "")
-                 for m, r in budgets.iterrows()]
-        header = f"**The learned models did not get the same training budget** (optimizer steps; {'; '.join(parts)})."
-    else:
-        header = "No learned model in this table."
+    steps = learned.groupby("method", sort=False)["train_steps"].agg(["min", "max"])
+    header = budget_line({m: (r["min"], r["max"]) for m, r in steps.iterrows()}, "optimizer steps") \
+        or "No learned model in this table."
     methods = list(dict.fromkeys(rows["method"]))
     planes = rows.groupby(["protein", "plane"]).ngroups
     lines = [f"# Native mode: measured 800 MHz planes broadened to 800.3 / f MHz ({planes} planes)", "", header, "",

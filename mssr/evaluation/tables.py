@@ -568,8 +568,34 @@ def _table1_markdown() -> str:
     )
 
 
+def budget_line(budgets: dict | None, unit: str) -> str:
+    """One header sentence on the learned models' training budgets: the same, or that they differ.
+
+    Parameters
+    ----------
+    budgets : dict
+        ``{model: budget}``, a number or a ``(low, high)`` range over several models of that name
+        (the 14 baselines); None or empty says nothing.
+    unit : str
+        What the numbers count ('optimizer steps', 'epochs').
+    """
+    if not budgets:
+        return ""
+    ranges = {name: (v, v) if not isinstance(v, (tuple, list)) else tuple(v) for name, v in budgets.items()}
+    values = {x for lo_hi in ranges.values() for x in lo_hi}
+    if len(values) == 1:
+        return f"Every learned model was trained for {_format_count(values.pop())} {unit} (the same budget)."
+    parts = [f"{name}: {_format_count(lo)}" + (f"-{_format_count(hi)}" if hi != lo else "")
+             for name, (lo, hi) in ranges.items()]
+    return f"**The learned models did not get the same training budget** ({unit}; {'; '.join(parts)})."
+
+
+def _format_count(value) -> str:
+    return f"{int(value)}" if float(value).is_integer() else f"{value:g}"
+
+
 def _summary_markdown(summary: pd.DataFrame, *, digits: int, n_boot: int, ci: float, seed: int,
-                      proteins: dict | None = None) -> str:
+                      proteins: dict | None = None, budget: str = "") -> str:
     unit = "proteins (cluster bootstrap: all spectra of each drawn protein)" if proteins else "spectra"
     parts = [
         "# Metrics per method and upscaling factor\n",
@@ -581,6 +607,8 @@ def _summary_markdown(summary: pd.DataFrame, *, digits: int, n_boot: int, ci: fl
         "intervals of two methods do not mean they are alike, nor do separate ones prove a difference on the "
         "same spectra: which method is better is read from the paired differences (`paired.md`).\n",
     ]
+    if budget:
+        parts.insert(1, budget + "\n")
     testsets = list(dict.fromkeys(summary["testset"])) if "testset" in summary.columns else [None]
     present = list(dict.fromkeys(summary["metric"]))
     sections = [
@@ -603,9 +631,11 @@ def _summary_markdown(summary: pd.DataFrame, *, digits: int, n_boot: int, ci: fl
     return "\n".join(parts)
 
 
-def _paired_markdown(table: pd.DataFrame, *, digits: int, n_boot: int, ci: float, seed: int) -> str:
+def _paired_markdown(table: pd.DataFrame, *, digits: int, n_boot: int, ci: float, seed: int,
+                     budget: str = "") -> str:
     parts = [
         "# Paired differences: each learned method minus each reference\n",
+        *([budget + "\n"] if budget else []),
         f"Per test set and factor, the mean over the same test spectra of (method - reference) "
         f"[{ci:.0%} CI, cluster bootstrap over proteins, {n_boot} resamples, seed {seed}]; `peak_r2`: "
         "pooled R^2 of the method minus that of the reference. A method is called better or worse "
@@ -644,6 +674,7 @@ def write_tables(
     seed: int = 0,
     digits: int = 4,
     learned: Sequence[str] = LEARNED_METHODS,
+    budgets: dict | None = None,
 ) -> list[Path]:
     """Write the metric summaries, the paired differences and Table 1, each file atomically.
 
@@ -663,6 +694,8 @@ def write_tables(
         Significant digits in the Markdown tables (the CSV keeps full precision).
     learned : sequence of str
         Learned methods; every other method is a reference of :func:`paired`.
+    budgets : dict, optional
+        Training epochs per learned method (:func:`budget_line`), stated in the Markdown headers.
 
     Returns
     -------
@@ -697,13 +730,15 @@ def write_tables(
     paths = [out_dir / name for name in names]
     with atomic_path(paths[0]) as tmp:
         summary.to_csv(tmp, index=False)
-    write_text(paths[1], _summary_markdown(summary, digits=digits, n_boot=n_boot, ci=ci, seed=seed, proteins=proteins))
+    budget = budget_line(budgets, "epochs")
+    write_text(paths[1], _summary_markdown(summary, digits=digits, n_boot=n_boot, ci=ci, seed=seed, proteins=proteins,
+                                           budget=budget))
     with atomic_path(paths[2]) as tmp:
         _table1_frame().to_csv(tmp, index=False)
     write_text(paths[3], _table1_markdown())
     with atomic_path(paths[4]) as tmp:
         differences.to_csv(tmp, index=False)
-    write_text(paths[5], _paired_markdown(differences, digits=digits, n_boot=n_boot, ci=ci, seed=seed))
+    write_text(paths[5], _paired_markdown(differences, digits=digits, n_boot=n_boot, ci=ci, seed=seed, budget=budget))
     return paths
 
 
@@ -718,6 +753,7 @@ def write_evaluation(
     tracking=None,
     fallback_dir=None,
     params: dict | None = None,
+    budgets: dict | None = None,
 ) -> tuple[list[Path], str | None]:
     """:func:`write_tables`, then log the evaluation to MLflow (:func:`mssr.tracking.log_evaluation`).
 
@@ -734,6 +770,8 @@ def write_evaluation(
         Home of the fallback store and JSON-lines record; default ``out_dir``.
     params : dict, optional
         Evaluation settings to log as params (e.g. the ``metrics`` config section).
+    budgets : dict, optional
+        As in :func:`write_tables`.
 
     Returns
     -------
@@ -747,7 +785,7 @@ def write_evaluation(
         if not path.is_file():
             raise ValueError(f"df_metrics: metrics table {str(path)!r} does not exist")
         df_metrics = pd.read_csv(path)
-    paths = write_tables(df_metrics, out_dir, n_boot=n_boot, ci=ci, seed=seed, learned=learned)
+    paths = write_tables(df_metrics, out_dir, n_boot=n_boot, ci=ci, seed=seed, learned=learned, budgets=budgets)
     if tracking is None:
         return paths, None
     from mssr import tracking as _tracking

@@ -42,6 +42,7 @@ rule tables:
         learned=LEARNED,
         tracking=config["tracking"],
         metrics=config["metrics"],
+        budgets={"mssr": config["train"]["epochs"], "baseline": config["baseline"]["epochs"]},
     log:
         f"{OUT}/logs/tables.log",
     conda:

@@ -19,4 +19,5 @@ write_evaluation(
     tracking=tracking_config({"tracking": snakemake.params.tracking}, snakemake.input.store),
     fallback_dir=Path(snakemake.input.store).parent,
     params={"metrics": snakemake.params.metrics},
+    budgets=snakemake.params.budgets,
 )
