@@ -25,7 +25,8 @@ def test_snakemake_lint_is_clean():
     assert "good condition" in proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("path", ["config.yaml", "configs/paper.yaml", "tests/data/micro.yaml"])
+@pytest.mark.parametrize("path", ["config.yaml", "configs/paper.yaml", "tests/data/micro.yaml", "configs/release.yaml",
+                                  "tests/data/micro_native.yaml", "configs/real_unseen.yaml"])
 def test_configs_validate_against_the_schema(path):
     cfg = _config()
     override = yaml.safe_load((ROOT / path).read_text())

@@ -13,6 +13,7 @@ study(
     out_csv=snakemake.output.table,
     out_figure=snakemake.output.figure,
     low_mhz=real.get("low_mhz", [600, 400]),
+    planes=real.get("planes"),
     seed=real.get("seed", 1234),
     methods=real.get("methods", ["identity", "wiener", "richardson_lucy", "lorentz_gauss", "mssr"]),
     threads=snakemake.threads,
