@@ -446,3 +446,19 @@ def test_labels_cached_in_inference_mode_do_not_break_training():
     loss.backward()
     assert predictor.unet.class_embedding.weight.grad is not None
     assert torch.isfinite(predictor.unet.class_embedding.weight.grad).all()
+
+
+def test_the_demo_record_sums_job_seconds_by_rule(tmp_path):
+    import bench_demo
+
+    bench = tmp_path / "results/demo/benchmarks"
+    bench.mkdir(parents=True)
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    for name, seconds in (("fetch", 4.5), ("train_native_baseline_1.125", 40.0), ("train_native_baseline_2.250", 42.5),
+                          ("native_evaluate_1.500", 80.0), ("train_native", 41.0)):
+        (bench / f"{name}.tsv").write_text(header + f"{seconds}\t0:00:01\t300.5\t1\t1\t1\t0\t0\t90\t1\n")
+    record = bench_demo.collect(tmp_path, 1000.0)
+    assert record["job_seconds_by_rule"] == {"fetch": 4.5, "native_evaluate": 80.0, "train_native": 41.0,
+                                             "train_native_baseline": 82.5}
+    assert record["job_seconds_total"] == 208.0 and record["wall_s"] == 1000.0
+    assert record["jobs"]["fetch"]["max_rss_mb"] == 300.5
