@@ -133,3 +133,16 @@ def test_a_baseline_trained_at_another_factor_is_refused(native_run, tmp_path, p
             evaluate_factor("1.500", model_dir=models / "mssr_native", baseline_dir=wrong, out_csv=tmp_path / "t.csv",
                             planes={"protein_L": [0]}, methods=["identity", "baseline"], cache=peakipy_sdist.parent)
     assert not (tmp_path / "t.csv").exists()
+
+
+def test_enhance_notes_a_single_factor_baseline_used_at_another_factor():
+    from types import SimpleNamespace
+
+    from mssr.enhance.models import native_range_notes
+
+    info = {"high_mhz": [600, 1200], "low_min_mhz": 300, "max_factor": 4.0}
+    baseline = SimpleNamespace(extra={"native": {**info, "factor": 1.5}})
+    assert native_range_notes(baseline, 600.0, 900.0) == []  # f = 1.5 exactly
+    notes = native_range_notes(baseline, 400.0, 900.0)
+    assert len(notes) == 1 and "single-factor baseline (f = 1.5)" in notes[0] and "2.25" in notes[0]
+    assert native_range_notes(SimpleNamespace(extra={"native": {**info, "factor": None}}), 400.0, 900.0) == []
