@@ -127,13 +127,6 @@ class Axis:
         new_spacing = self.sw_hz / self.obs_mhz / int(size)
         return replace(self, size=int(size), ppm_first=edge - new_spacing / 2)
 
-    def sliced(self, start: int, stop: int) -> "Axis":
-        """The points ``start`` to ``stop - 1`` of this axis (their ppm and spacing kept)."""
-        if not 0 <= start < stop <= self.size:
-            raise ValueError(f"{self.nucleus} axis: points [{start}, {stop}) outside 0..{self.size}")
-        return replace(self, size=int(stop - start), sw_hz=self.hz_per_point * (stop - start),
-                       ppm_first=float(self.index_to_ppm(start)))
-
     def at_field(self, field_mhz: float) -> "Axis":
         """The same ppm window and points on a magnet of another 1H frequency (MHz)."""
         field_mhz = _validate.positive("field_mhz", field_mhz)
@@ -241,38 +234,6 @@ class Spectrum:
     def with_data(self, data: np.ndarray, axes=None, **meta) -> "Spectrum":
         """A copy with new data (and axes), metadata updated with ``meta``."""
         return Spectrum(data=data, axes=tuple(axes) if axes is not None else self.axes, meta={**self.meta, **meta})
-
-    def cropped(self, region_ppm: dict) -> "Spectrum":
-        """The points inside a ppm window.
-
-        Parameters
-        ----------
-        region_ppm : dict
-            ``{nucleus: (ppm_a, ppm_b)}`` (either order); axes not named are kept whole.
-
-        Raises
-        ------
-        ValueError
-            A nucleus the spectrum does not have, or a window with fewer than 2 points.
-        """
-        unknown = sorted(set(region_ppm) - set(self.nuclei))
-        if unknown:
-            raise ValueError(f"region names {', '.join(unknown)}, the spectrum has axes {'/'.join(self.nuclei)}")
-        index, axes = [], []
-        for ax in self.axes:
-            if ax.nucleus not in region_ppm:
-                index.append(slice(None))
-                axes.append(ax)
-                continue
-            lo, hi = sorted(float(v) for v in region_ppm[ax.nucleus])
-            start = max(0, int(math.ceil(float(ax.ppm_to_index(hi)) - 1e-9)))
-            stop = min(ax.size, int(math.floor(float(ax.ppm_to_index(lo)) + 1e-9)) + 1)
-            if stop - start < 2:
-                raise ValueError(f"{ax.nucleus} window [{lo}, {hi}] ppm holds fewer than 2 points of the axis "
-                                 f"{ax.ppm_limits[1]:.3f}-{ax.ppm_limits[0]:.3f} ppm")
-            index.append(slice(start, stop))
-            axes.append(ax.sliced(start, stop))
-        return Spectrum(np.ascontiguousarray(self.data[tuple(index)]), tuple(axes), meta=dict(self.meta))
 
     def header(self) -> dict:
         """Metadata without the array: ``{'axes': [...], 'meta': {...}}`` (JSON-serializable)."""

@@ -154,3 +154,23 @@ def _save_micro_model(directory, *, size: int = 16, conditioning: str = "class",
 def micro_model():
     """The function that saves an untrained micro model (see ``_save_micro_model``) and returns its folder."""
     return _save_micro_model
+
+
+@pytest.fixture(scope="session")
+def micro_workdir(peakipy_sdist):
+    """The function that makes a workdir for a micro run: config.yaml, and ``micro.yaml`` from
+    ``tests/data/<name>`` reading the real spectra from the sdist the tests fetched and checksummed."""
+    import shutil
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+
+    def make(workdir: Path, name: str) -> Path:
+        shutil.copy(root / "config.yaml", workdir / "config.yaml")
+        micro = yaml.safe_load((root / "tests" / "data" / name).read_text())
+        micro["data"]["real_testset"]["cache"] = str(peakipy_sdist.parent)
+        (workdir / "micro.yaml").write_text(yaml.safe_dump(micro))
+        return workdir
+
+    return make

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from mssr.evaluation.nativestudy import summarize
 
@@ -81,13 +80,9 @@ def test_the_default_target_is_native_mode_and_the_paper_mode_stays_selectable(t
 
 
 @pytest.fixture(scope="module")
-def native_run(tmp_path_factory, peakipy_sdist):
-    """A micro native-mode run: 2 factors, micro models, a small window of both proteins' plane 0."""
-    workdir = tmp_path_factory.mktemp("native")
-    shutil.copy(ROOT / "config.yaml", workdir / "config.yaml")
-    micro = yaml.safe_load((ROOT / "tests" / "data" / "micro_native.yaml").read_text())
-    micro["data"]["real_testset"]["cache"] = str(peakipy_sdist.parent)
-    (workdir / "micro.yaml").write_text(yaml.safe_dump(micro))
+def native_run(tmp_path_factory, micro_workdir):
+    """A micro native-mode run: 2 factors, micro models, both proteins' plane 0."""
+    workdir = micro_workdir(tmp_path_factory.mktemp("native"), "micro_native.yaml")
     proc = subprocess.run(SNAKEMAKE + ["-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--configfile",
                                        str(workdir / "micro.yaml"), "--cores", "2"],
                           capture_output=True, text=True, timeout=1500, cwd=workdir)

@@ -57,13 +57,8 @@ def _snakemake(workdir: Path, *args, check=True, timeout=1500):
 
 
 @pytest.fixture(scope="module")
-def micro_run(tmp_path_factory, peakipy_sdist):
-    workdir = tmp_path_factory.mktemp("micro")
-    shutil.copy(ROOT / "config.yaml", workdir / "config.yaml")
-    micro = yaml.safe_load((ROOT / "tests" / "data" / "micro.yaml").read_text())
-    # the real test set reads the sdist the tests already fetched and checksummed
-    micro["data"]["real_testset"]["cache"] = str(peakipy_sdist.parent)
-    (workdir / "micro.yaml").write_text(yaml.safe_dump(micro))
+def micro_run(tmp_path_factory, micro_workdir):
+    workdir = micro_workdir(tmp_path_factory.mktemp("micro"), "micro.yaml")
     _snakemake(workdir, "--cores", "2")
     return workdir
 

@@ -89,25 +89,3 @@ def test_atomic_path_keeps_old_file_on_error(tmp_path):
             raise RuntimeError("interrupted")
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
-
-
-def test_cropped_keeps_the_points_and_ppm_inside_the_window():
-    # 15N: 100 points from 130 ppm down, 0.25 ppm apart; 1H: 200 points from 10.5 ppm, 0.02 ppm apart
-    n15 = Axis("15N", obs_mhz=81.1, sw_hz=0.25 * 100 * 81.1, ppm_first=130.0, size=100)
-    h1 = Axis("1H", obs_mhz=800.0, sw_hz=0.02 * 200 * 800.0, ppm_first=10.5, size=200)
-    data = np.arange(100 * 200, dtype=np.float32).reshape(100, 200)
-    spec = Spectrum(data, (n15, h1), meta={"protein": "x"})
-    crop = spec.cropped({"1H": (9.4, 7.4), "15N": [112.0, 128.0]})
-    # 15N points 8 (128.0 ppm) .. 72 (112.0 ppm); 1H points 55 (9.40 ppm) .. 155 (7.40 ppm)
-    assert crop.shape == (65, 101)
-    np.testing.assert_array_equal(crop.data, data[8:73, 55:156])
-    assert crop.axes[0].ppm_limits == pytest.approx((128.0, 112.0))
-    assert crop.axes[1].ppm_limits == pytest.approx((9.4, 7.4))
-    assert crop.axes[1].hz_per_point == pytest.approx(h1.hz_per_point)
-    assert crop.axes[0].obs_mhz == n15.obs_mhz and crop.meta == {"protein": "x"}
-    # an axis not named is kept whole; a window between two points or outside the axis is refused
-    assert spec.cropped({"1H": (8.0, 9.0)}).axes[0] == n15
-    with pytest.raises(ValueError, match="fewer than 2 points"):
-        spec.cropped({"1H": (8.001, 8.002)})
-    with pytest.raises(ValueError, match="13C"):
-        spec.cropped({"13C": (40, 50)})

@@ -120,5 +120,13 @@ def read_real_planes(files: dict[str, Path], *, planes: dict[str, list[int]] | N
     return out
 
 
+def measured_planes(planes: dict[str, list[int]] | None = None, *, cache=None) -> list[RealPlane]:
+    """The measured planes (:func:`read_real_planes`) from the checksummed sdist, fetched once into ``cache``
+    (:func:`fetch_peakipy_sdist`) and extracted into a temporary folder."""
+    sdist = fetch_peakipy_sdist(cache)
+    with tempfile.TemporaryDirectory(prefix="mssr-real-") as tmp:
+        return read_real_planes(extract_series(sdist, tmp), planes=planes)
+
+
 __all__ = ["PEAKIPY_REQUIREMENT", "PEAKIPY_SDIST", "PEAKIPY_SDIST_SHA256", "REAL_SERIES", "RealPlane",
-           "default_cache", "extract_series", "fetch_peakipy_sdist", "read_real_planes"]
+           "default_cache", "extract_series", "fetch_peakipy_sdist", "measured_planes", "read_real_planes"]

@@ -2,8 +2,7 @@
 
 For every factor f of the run, the measured 800.3 MHz planes of peakipy's series
 (:mod:`mssr.data.real`) are broadened physically to ``800.3 / f`` MHz
-(:func:`mssr.evaluation.realpairs.make_pair`, whole plane), cut to the configured ppm window
-(:func:`mssr.evaluation.realpairs.crop_pair`) and given to every method on the plane's own points:
+(:func:`mssr.evaluation.realpairs.make_pair`) and given to every method on the plane's own points:
 the native MSSR (one model for every field pair), the native baseline trained at f alone with the
 same budget, the classical methods with the known kernel (tuned on the other protein,
 :func:`mssr.evaluation.realstudy.run`) and the anchor alone. One job per factor writes its rows;
@@ -14,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,18 +26,7 @@ SUMMARY_COLUMNS = ("mse", "found", "strong_true", "hallucinated", "fwhm_15n_hz",
 """Columns averaged over the planes of each (factor, method) in :func:`summarize`."""
 
 
-def factor_pairs(factor: float, *, planes: dict, region_ppm: dict | None, seed: int, cache=None) -> list:
-    """The real pairs of one factor (``800.3 / factor`` MHz inputs), cut to ``region_ppm``."""
-    from mssr.data.real import extract_series, fetch_peakipy_sdist, read_real_planes
-    from mssr.evaluation.realpairs import crop_pair, make_pair
-
-    sdist = fetch_peakipy_sdist(cache)
-    with tempfile.TemporaryDirectory(prefix="mssr-real-") as tmp:
-        real = read_real_planes(extract_series(sdist, tmp), planes=planes)
-    return [crop_pair(make_pair(p.protein, p.plane, p.spectrum, float(factor), seed=seed), region_ppm) for p in real]
-
-
-def evaluate_factor(factor, *, model_dir, baseline_dir, out_csv, planes: dict, region_ppm: dict | None = None,
+def evaluate_factor(factor, *, model_dir, baseline_dir, out_csv, planes: dict,
                     methods: Sequence[str], seed: int = 1234, out_figure=None, cache=None,
                     threads: int | None = None) -> pd.DataFrame:
     """Score every method at one factor; rows as :func:`mssr.evaluation.realstudy.run`'s.
@@ -56,8 +43,6 @@ def evaluate_factor(factor, *, model_dir, baseline_dir, out_csv, planes: dict, r
         The factor's table, written atomically; ``train_steps`` per learned row.
     planes : dict
         Plane indices per protein.
-    region_ppm : dict, optional
-        ``{nucleus: (ppm, ppm)}`` window scored; None the whole plane.
     methods : sequence of str
         Methods to run (:data:`mssr.evaluation.realstudy.METHODS` and 'baseline').
     seed : int
@@ -71,7 +56,9 @@ def evaluate_factor(factor, *, model_dir, baseline_dir, out_csv, planes: dict, r
     """
     from mssr.atomic import atomic_path
     from mssr.config import set_threads
+    from mssr.data.real import measured_planes
     from mssr.enhance.models import load_enhancer, model_dir_of
+    from mssr.evaluation.realpairs import make_pair
     from mssr.evaluation.realstudy import contour_figure, run
 
     set_threads(threads)
@@ -83,7 +70,7 @@ def evaluate_factor(factor, *, model_dir, baseline_dir, out_csv, planes: dict, r
             raise ValueError(f"{baseline_dir}: a baseline for f = {factor_label(value)} must be trained at that factor "
                              f"alone (its config.json says factor {trained})")
     enhancer = load_enhancer(model_dir_of(model_dir), "cpu") if "mssr" in methods else None
-    pairs = factor_pairs(value, planes=planes, region_ppm=region_ppm, seed=seed, cache=cache)
+    pairs = [make_pair(p.protein, p.plane, p.spectrum, value, seed=seed) for p in measured_planes(planes, cache=cache)]
     estimates: dict = {}
     table = run(pairs, enhancer=enhancer, methods=methods, keep=estimates,
                 baselines={round(value, 4): baseline} if baseline is not None else None)
@@ -171,4 +158,4 @@ def _markdown(rows: pd.DataFrame, means: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["SUMMARY_COLUMNS", "evaluate_factor", "factor_pairs", "summarize"]
+__all__ = ["SUMMARY_COLUMNS", "evaluate_factor", "summarize"]

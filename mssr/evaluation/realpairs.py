@@ -32,7 +32,7 @@ What is scored on each (truth, estimate) pair, beside the pipeline's metrics:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
@@ -218,18 +218,6 @@ def make_pair(protein: str, plane: int, truth: Spectrum, factor: float, *, seed:
                     linewidths_hz=linewidths, added_fwhm_px=tuple(info.applied_fwhm_px))
 
 
-def crop_pair(pair: RealPair, region_ppm: dict | None) -> RealPair:
-    """The pair inside a ppm window (:meth:`mssr.spectrum.Spectrum.cropped`), made from the whole plane.
-
-    The low-field plane is broadened and noised on the whole plane first, so the window's edges
-    carry the lines and noise of their neighbours as a measured window would; the measured
-    linewidths stay those of the whole plane. ``None`` returns the pair unchanged.
-    """
-    if not region_ppm:
-        return pair
-    return replace(pair, truth=pair.truth.cropped(region_ppm), x_lr=pair.x_lr.cropped(region_ppm))
-
-
 def _protein_key(protein: str) -> int:
     return int.from_bytes(protein.encode()[:8].ljust(8, b"\0"), "little") & ((1 << 62) - 1)
 
@@ -284,6 +272,6 @@ def score(pair: RealPair, estimate: np.ndarray, *, target_mhz: float | None = No
     }
 
 
-__all__ = ["RealPair", "STRONG_FRACTION", "STRONG_SNR", "TOLERANCE_PPM", "TRUE_PEAK_SNR", "crop_pair", "fwhm_px", "isolated_peaks",
+__all__ = ["RealPair", "STRONG_FRACTION", "STRONG_SNR", "TOLERANCE_PPM", "TRUE_PEAK_SNR", "fwhm_px", "isolated_peaks",
            "local_maxima", "make_pair", "match", "measured_linewidths_hz", "noise_sd", "physical_params", "score",
            "strong_peaks"]

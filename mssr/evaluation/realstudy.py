@@ -16,7 +16,6 @@ The learned model runs with the sampler settings it was validated with
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Sequence
 
@@ -60,9 +59,7 @@ def classical_estimate(pair: RealPair, method: str, value) -> np.ndarray:
     scale = network_scale(x)
     xn = x / scale
     if method in ("wiener", "richardson_lucy"):
-        # the kernel's default support (2 ceil(16 FWHM) + 1 points), cut to a window smaller than that
-        shape = tuple(min(2 * math.ceil(16 * w) + 1, n if n % 2 else n - 1) for w, n in zip(pair.added_fwhm_px, x.shape))
-        psf = degrade.psf(pair.factor, model="physical", shape=shape, **pair.degrade_params)
+        psf = degrade.psf(pair.factor, model="physical", **pair.degrade_params)
         options = {"balance": float(value)} if method == "wiener" else {"iterations": int(value)}
         y = classical.enhance(xn, psf, method=method, **options)
     elif method == "lorentz_gauss":
@@ -198,15 +195,12 @@ def study(*, model_dir=None, out_csv, out_figure=None, low_mhz: Sequence[float] 
 
     from mssr.atomic import atomic_path
     from mssr.config import set_threads
-    from mssr.data.real import extract_series, fetch_peakipy_sdist, read_real_planes
+    from mssr.data.real import REAL_SERIES, measured_planes
     from mssr.evaluation.realpairs import make_pair
 
     set_threads(threads)
     out_csv = Path(out_csv)
-    sdist = fetch_peakipy_sdist(cache)
-    files = extract_series(sdist, out_csv.parent / "real_spectra")
-    chosen = planes or {name: [0] for name in files}
-    real = read_real_planes(files, planes=chosen)
+    real = measured_planes(planes or {name: [0] for name in REAL_SERIES}, cache=cache)
     pairs = [make_pair(p.protein, p.plane, p.spectrum, p.spectrum.axes[1].field_mhz / low, seed=seed)
              for p in real for low in low_mhz]
     enhancer = None

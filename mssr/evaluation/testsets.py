@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import zlib
 from fractions import Fraction
 from pathlib import Path
@@ -282,9 +281,7 @@ def build_real(out_h5, *, factors, size: int, seed: int = 0, planes=None, cache=
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
     fs = _factor_list(factors)
     planes = _validate_planes(planes)
-    sdist = real.fetch_peakipy_sdist(cache)
-    with tempfile.TemporaryDirectory(prefix="mssr-real-") as tmp:
-        measured = real.read_real_planes(real.extract_series(sdist, tmp), planes=planes)
+    measured = real.measured_planes(planes, cache=cache)
     if planes is not None:
         found = {(p.protein, p.plane) for p in measured}
         missing = [f"{protein}[{k}]" for protein, ks in planes.items() for k in ks if (protein, k) not in found]

@@ -17,7 +17,6 @@ evaluate_factor(
     out_csv=snakemake.output.table,
     out_figure=snakemake.output.figure,
     planes=study["planes"],
-    region_ppm=study.get("region_ppm"),
     methods=study["methods"],
     seed=study["seed"],
     cache=snakemake.params.cache,
