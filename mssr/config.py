@@ -146,6 +146,21 @@ def native_configs(cfg: dict) -> dict:
     }
 
 
+def native_baseline_config(cfg: dict, factor) -> dict:
+    """A native baseline's training config: ``cfg`` (with a ``native`` section) at one Table-1 factor.
+
+    A copy of ``cfg`` whose ``native.patches.factor`` is the exact factor of ``factor`` (a value or
+    label, :func:`mssr.factors.as_factor`): every pair is drawn at it (:class:`mssr.data.patches.PatchConfig`).
+    """
+    import copy
+
+    from mssr.factors import as_factor
+
+    out = copy.deepcopy(cfg)
+    out["native"]["patches"] = {**(out["native"].get("patches") or {}), "factor": float(as_factor(factor))}
+    return out
+
+
 def train_native_from_config(cfg: dict, split_json, out_dir, *, store_json=None, threads: int | None = None,
                              run_name: str = "mssr_native") -> Path:
     """Train the native-resolution model as the ``native`` config section says.

@@ -141,3 +141,15 @@ def test_enhance_notes_a_single_factor_baseline_used_at_another_factor():
     notes = native_range_notes(baseline, 400.0, 900.0)
     assert len(notes) == 1 and "single-factor baseline (f = 1.5)" in notes[0] and "2.25" in notes[0]
     assert native_range_notes(SimpleNamespace(extra={"native": {**info, "factor": None}}), 400.0, 900.0) == []
+
+
+def test_a_native_baseline_config_is_the_native_config_at_the_exact_factor():
+    from mssr.config import native_baseline_config
+
+    cfg = {"native": {"patches": {"size": 32}, "epoch_length": 8}, "train": {"epochs": 3}}
+    out = native_baseline_config(cfg, "1.143")
+    assert out["native"]["patches"] == {"size": 32, "factor": 8 / 7}
+    assert out["train"] == cfg["train"] and out["native"]["epoch_length"] == 8
+    assert "factor" not in cfg["native"]["patches"]  # the run's own config is not changed
+    with pytest.raises(ValueError):
+        native_baseline_config(cfg, "1.780")

@@ -12,8 +12,8 @@ validate(config, schema="../schemas/config.schema.yaml")
 sys.path.insert(0, str(Path(workflow.basedir)))
 
 from mssr.config_checks import check_pipeline_config  # noqa: E402
-from mssr.config import PAPER_DEGRADE_KEYS  # noqa: E402
-from mssr.factors import FACTOR_LABELS, as_factor  # noqa: E402
+from mssr.config import PAPER_DEGRADE_KEYS, native_baseline_config  # noqa: E402
+from mssr.factors import FACTOR_LABELS  # noqa: E402
 
 # What the schema cannot say (keys that must agree, steps vs T, split sums, duplicated YAML keys):
 # refused here, naming the key, rather than hours later inside a job.
@@ -81,13 +81,6 @@ JOB_THREADS = config.get("resources", {}).get("threads", 1)
 NATIVE_TRAIN_CONFIG = {key: config[key] for key in ("native", "diffusion", "train") if key in config}
 if isinstance(NATIVE_TRAIN_CONFIG.get("native"), dict):  # the sampler validation is not training
     NATIVE_TRAIN_CONFIG["native"] = {k: v for k, v in NATIVE_TRAIN_CONFIG["native"].items() if k != "validate"}
-
-
-def native_baseline_config(factor):
-    """What a native baseline's training reads: the native model's, at one factor."""
-    cfg = json.loads(json.dumps(NATIVE_TRAIN_CONFIG))
-    cfg["native"]["patches"] = {**cfg["native"].get("patches", {}), "factor": float(as_factor(factor))}
-    return cfg
 
 
 def model_dir(learned, factor):

@@ -8,7 +8,7 @@ rule train_native_baseline:
         config=f"{OUT}/models/native_baseline_{{factor}}/config.json",
         history=f"{OUT}/models/native_baseline_{{factor}}/history.csv",
     params:
-        cfg=lambda wildcards: native_baseline_config(wildcards.factor),
+        cfg=lambda wildcards: native_baseline_config(NATIVE_TRAIN_CONFIG, wildcards.factor),
         run_name=lambda wildcards: f"native_baseline_{wildcards.factor}",
     threads: JOB_THREADS
     resources:
