@@ -10,7 +10,7 @@ from scipy.signal import fftconvolve
 from scipy.special import voigt_profile
 
 from mssr.data.patches import PatchConfig, render_patch, voigt_fwhm
-from mssr.evaluation.realpairs import fwhm_px
+from mssr.evaluation.realpairs import fwhm_px, isolated_peaks, strong_peaks
 from mssr.model import anchor
 
 
@@ -219,3 +219,22 @@ def test_a_line_at_one_edge_does_not_leak_onto_the_other():
     transfer, filt = anchor.wiener_transfer([(factor - 1) * w for w in high], x_lr.shape, balance=1e-5)
     periodic = np.fft.irfft2(filt * np.fft.rfft2(x_lr), s=x_lr.shape)
     assert np.abs(periodic[:, 64:]).max() > 3 * far
+
+
+@pytest.mark.parametrize("factor", [1.33, 2.0])
+def test_added_widths_of_a_crowded_plane_come_from_fits_with_the_neighbours(factor):
+    # every strong peak has a neighbour of 0.6 x its height one low-field FWHM away on the row
+    # axis (none is isolated); the half-height reading of such a pair is wider than either line
+    high = (6.0, 4.0)
+    low = [w * factor for w in high]
+    peaks = []
+    for k, (r, c) in enumerate([(40, 40), (40, 120), (40, 190), (120, 50), (120, 140), (200, 60), (200, 170)]):
+        r, c = r + 0.3 * k, c + 0.2 * k
+        peaks += [(r, c, 1.0 - 0.05 * k), (r + low[0], c + 0.5, 0.6 * (1.0 - 0.05 * k))]
+    x_lr = _plane((256, 224), peaks, low) / 8.0
+    assert len(isolated_peaks(x_lr, strong_peaks(x_lr))) == 0
+    truth = [(factor - 1) * w for w in high]
+    assert anchor.added_widths_px(x_lr, factor) == pytest.approx(truth, rel=0.05)
+    # what the half-height widths of the same peaks imply for the row axis: far off
+    crossing = np.median([fwhm_px(x_lr, p)[0] for p in strong_peaks(x_lr)])
+    assert crossing * (1 - 1 / factor) > 1.15 * truth[0]
