@@ -367,8 +367,11 @@ class FittedPeaks:
         return self.heights * per_axis**2 * self.fwhm[:, 0] * self.fwhm[:, 1]
 
 
-def _profiles(grid: np.ndarray, centres: np.ndarray, fwhm: np.ndarray, lineshape: str):
-    """Unit-height profiles (K, n) on ``grid`` and their derivatives by centre and by width."""
+def line_profiles(grid: np.ndarray, centres: np.ndarray, fwhm: np.ndarray, lineshape: str):
+    """Unit-height profiles (K, n) on ``grid`` (points) and their derivatives by centre and by FWHM (points).
+
+    ``lineshape`` is ``'lorentzian'`` or ``'gaussian'``; ``centres`` and ``fwhm`` have shape (K,).
+    """
     u = (grid[None, :] - centres[:, None]) / fwhm[:, None]
     if lineshape == "lorentzian":
         p = 1.0 / (1.0 + 4.0 * u * u)
@@ -382,8 +385,8 @@ def _profiles(grid: np.ndarray, centres: np.ndarray, fwhm: np.ndarray, lineshape
 
 
 def _draw(rows, cols, centres, fwhm, heights, lineshape) -> np.ndarray:
-    p0, _, _ = _profiles(rows, centres[:, 0], fwhm[:, 0], lineshape)
-    p1, _, _ = _profiles(cols, centres[:, 1], fwhm[:, 1], lineshape)
+    p0, _, _ = line_profiles(rows, centres[:, 0], fwhm[:, 0], lineshape)
+    p1, _, _ = line_profiles(cols, centres[:, 1], fwhm[:, 1], lineshape)
     return (p0.T * heights) @ p1
 
 
@@ -489,8 +492,8 @@ def _fit_group(target, rows, cols, p0, lower, upper, lineshape, max_nfev):
 
     def jacobian(p):
         h, r0, wr, c0, wc = unpack(p)
-        pr, dr, dwr = _profiles(rows, r0, wr, lineshape)
-        pc, dc, dwc = _profiles(cols, c0, wc, lineshape)
+        pr, dr, dwr = line_profiles(rows, r0, wr, lineshape)
+        pc, dc, dwc = line_profiles(cols, c0, wc, lineshape)
         hr = h[:, None, None]
         columns = (pr[:, :, None] * pc[:, None, :], hr * dr[:, :, None] * pc[:, None, :],
                    hr * dwr[:, :, None] * pc[:, None, :], hr * pr[:, :, None] * dc[:, None, :],

@@ -136,7 +136,8 @@ def _fitted_widths(x: np.ndarray, peaks: np.ndarray, guess) -> np.ndarray:
     """Median Lorentzian FWHM (points, per axis) of ``peaks``, each fitted with its neighbours.
 
     Around each peak a window of :data:`FIT_WINDOW` x ``guess`` points on each side is fitted by
-    bounded least squares (:func:`scipy.optimize.least_squares`, analytic Jacobian) with a constant
+    bounded least squares (:func:`scipy.optimize.least_squares`, the analytic Jacobian of
+    :func:`mssr.evaluation.classical.line_profiles`) with a constant
     and a separable Lorentzian at each of the :data:`FIT_COMPONENTS` strongest local maxima within
     it or one ``guess`` outside it (any above :data:`mssr.evaluation.realpairs.TRUE_PEAK_SNR` noise SDs), all sharing one
     pair of widths: the overlapping neighbours take their share of the window instead of widening
@@ -144,6 +145,7 @@ def _fitted_widths(x: np.ndarray, peaks: np.ndarray, guess) -> np.ndarray:
     """
     from scipy.optimize import least_squares
 
+    from mssr.evaluation.classical import line_profiles
     from mssr.evaluation.realpairs import TRUE_PEAK_SNR, local_maxima
     from mssr.spectrum import robust_noise_sd
 
@@ -161,28 +163,30 @@ def _fitted_widths(x: np.ndarray, peaks: np.ndarray, guess) -> np.ndarray:
         if not len(centres):
             centres = p[None, :].astype(np.float64)
         window = x[lo[0]:hi[0], lo[1]:hi[1]].ravel()
-        rows, cols = np.mgrid[lo[0]:hi[0], lo[1]:hi[1]]
-        rows = rows.reshape(-1, 1).astype(np.float64)
-        cols = cols.reshape(-1, 1).astype(np.float64)
+        rows = np.arange(lo[0], hi[0], dtype=np.float64)
+        cols = np.arange(lo[1], hi[1], dtype=np.float64)
+        k = len(centres)
 
         def parts(q):
-            u = 2.0 * (rows - q[4::3]) / q[0]
-            v = 2.0 * (cols - q[5::3]) / q[1]
-            return q[3::3], u, v, 1.0 / (1.0 + u * u), 1.0 / (1.0 + v * v)
+            # q = (FWHM rows, FWHM cols, constant, then height, row, col of each Lorentzian)
+            pr, dr, dwr = line_profiles(rows, q[4::3], np.full(k, q[0]), "lorentzian")
+            pc, dc, dwc = line_profiles(cols, q[5::3], np.full(k, q[1]), "lorentzian")
+            return q[3::3][:, None, None], pr[:, :, None], dr[:, :, None], dwr[:, :, None], \
+                pc[:, None, :], dc[:, None, :], dwc[:, None, :]
 
         def residual(q):
-            h, _, _, lr, lc = parts(q)
-            return q[2] + (h * lr * lc).sum(axis=1) - window
+            h, pr, _, _, pc, _, _ = parts(q)
+            return q[2] + (h * pr * pc).sum(axis=0).ravel() - window
 
         def jacobian(q):
-            h, u, v, lr, lc = parts(q)
+            h, pr, dr, dwr, pc, dc, dwc = parts(q)
             jac = np.empty((len(window), len(q)))
-            jac[:, 0] = (h * lc * lr * lr * 2.0 * u * u / q[0]).sum(axis=1)
-            jac[:, 1] = (h * lr * lc * lc * 2.0 * v * v / q[1]).sum(axis=1)
+            jac[:, 0] = (h * dwr * pc).sum(axis=0).ravel()
+            jac[:, 1] = (h * pr * dwc).sum(axis=0).ravel()
             jac[:, 2] = 1.0
-            jac[:, 3::3] = lr * lc
-            jac[:, 4::3] = h * lc * lr * lr * 4.0 * u / q[0]
-            jac[:, 5::3] = h * lr * lc * lc * 4.0 * v / q[1]
+            jac[:, 3::3] = (pr * pc).reshape(k, -1).T
+            jac[:, 4::3] = (h * dr * pc).reshape(k, -1).T
+            jac[:, 5::3] = (h * pr * dc).reshape(k, -1).T
             return jac
 
         heights = np.maximum(x[centres[:, 0].astype(int), centres[:, 1].astype(int)], 0.0)
@@ -237,9 +241,10 @@ def added_widths_px(x: np.ndarray, factor: float, *, ratio=(1.0, 1.0),
     # peaks whose half height is not reached within the plane (at an edge) give no width
     isolated = isolated_peaks(x, strong)
     crossings = np.array([fwhm_px(x, p) for p in isolated], dtype=np.float64).reshape(-1, 2)
-    isolated = isolated[np.all(np.isfinite(crossings), axis=1)]
-    if len(isolated) >= MIN_ISOLATED:
-        peaks = isolated
+    measurable = np.all(np.isfinite(crossings), axis=1)
+    if measurable.sum() >= MIN_ISOLATED:
+        peaks = isolated[measurable]
+        low = np.median(crossings[measurable], axis=0)
 
         def measure(plane, where, guess):
             return _median_widths(plane, where)
@@ -247,12 +252,12 @@ def added_widths_px(x: np.ndarray, factor: float, *, ratio=(1.0, 1.0),
         # a crowded plane: every strong peak (the strongest FIT_PEAKS), fitted with its neighbours
         peaks = strong[:FIT_PEAKS]
         measure = _fitted_widths
-    crossings = np.array([fwhm_px(x, p) for p in peaks], dtype=np.float64).reshape(-1, 2)
-    measurable = np.all(np.isfinite(crossings), axis=1)
-    if not measurable.any():
-        raise ValueError("the linewidths of the plane's strong peaks could not be measured "
-                         "(every one is cut by an edge)")
-    low = measure(x, peaks, np.median(crossings[measurable], axis=0))
+        crossings = np.array([fwhm_px(x, p) for p in peaks], dtype=np.float64).reshape(-1, 2)
+        measurable = np.all(np.isfinite(crossings), axis=1)
+        if not measurable.any():
+            raise ValueError("the linewidths of the plane's strong peaks could not be measured "
+                             "(every one is cut by an edge)")
+        low = measure(x, peaks, np.median(crossings[measurable], axis=0))
     broadening = factor * _validated_ratio(ratio)  # low-field over high-field width, per axis
     if not np.all(broadening > 1.0):
         # lines no wider at the low field on some axis (in ppm): nothing to deconvolve there
