@@ -27,7 +27,7 @@ where a plane has at least :data:`MIN_ISOLATED` of them. A crowded plane has too
 measured planes have 0 to 7 at every Table-1 factor, protein L's 46 to 62), and there the half-height
 reading of overlapping lines is wider than either line: on Ddx4 plane 0 broadened to 400 MHz it put
 the 15N kernel at 11.4-14.7 working points for a true 8.5 (two noise draws), and the anchor's MSE at
-up to 60x that with the true kernel. There every strong peak (the :data:`FIT_PEAKS` strongest) is
+up to 64x that with the true kernel. There every strong peak (the :data:`FIT_PEAKS` strongest) is
 fitted with its neighbours instead (:func:`_fitted_widths`: Lorentzians sharing one pair of widths
 per window, the same fit in every step of the fixed point).
 
