@@ -36,13 +36,14 @@ def _cmd_info(args) -> int:
 def _check_enhance_options(args) -> None:
     """The options alone, before the imports of the reading and sampling code (seconds on a busy machine)."""
     from mssr.enhance.options import (sample_config, validate_count, validate_experiment_option, validate_fields,
-                                      validate_plane)
+                                      validate_network_weight_option, validate_plane)
 
     validate_fields(args.from_mhz, args.to_mhz)
     sample_config(sampler=args.sampler, steps=args.steps, repeats=args.repeats, fast=args.fast, seed=args.seed,
                   device=args.device)
     validate_plane(args.plane)
     validate_experiment_option(args.experiment)
+    validate_network_weight_option(args.network_weight)
     validate_count("threads", "--threads", args.threads)
     if not os.path.lexists(args.input) and "%" not in os.path.basename(args.input):  # no file, no template
         raise FileNotFoundError(errno.ENOENT, "no such spectrum file or directory", args.input)
@@ -71,6 +72,7 @@ def _cmd_enhance(args) -> int:
         plane=args.plane,
         projection=args.projection,
         experiment=args.experiment,
+        network_weight=args.network_weight,
         plot=args.plot,
         force=args.force,
         threads=args.threads,
@@ -139,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how the 15N lines change with the field (native model's anchor): hsqc (they grow in Hz, "
                         "CSA), trosy (they narrow in Hz up to ~1 GHz), fixed (widths fixed in Hz); auto: the "
                         "file's pulse program where it names one (Bruker), else fixed")
+    p.add_argument("--network-weight", type=float, default=None,
+                   help="native model: weight of the network's correction of its classical anchor, 0-1 (0: the "
+                        "anchor alone, nothing sampled; 1: the network's estimate). Default: the model's own "
+                        "(the shipped model's depends on the field ratio, see README)")
     p.add_argument("--plot", action="store_true", help="also write <stem>.png: input, estimate and uncertainty")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_enhance)

@@ -350,6 +350,52 @@ def test_data_consistency_removes_an_offset_the_network_adds(consistency):
         assert shift == pytest.approx(offset, rel=0.02)
 
 
+@pytest.mark.parametrize("weight", [0.0, 0.3, 1.0])
+def test_the_network_weight_scales_the_correction_of_the_anchor(weight):
+    # the same offset 'network', not projected: the estimate is anchor + w x offset, and w = 0 is
+    # the anchor itself with zero uncertainty (nothing sampled)
+    from mssr.enhance.native import anchor_plane
+
+    axes = _axes(60, 90, field=600.0, hz_15n=7.0, hz_1h=6.0)
+    x = np.zeros((60, 90))
+    for r, c, h in [(20.3, 30.2, 1.0), (41.6, 62.7, 0.7)]:
+        x += h * np.outer(_lorentzian(60, r, 6.0), _lorentzian(90, c, 5.0))
+    x = (x + np.random.default_rng(3).normal(0, 1e-4, x.shape)) * 1e5
+    enhancer = _OracleEnhancer(Diffusion(DiffusionConfig(timesteps=100, prediction="residual")),
+                               lambda x_lr: x_lr + 0.05, anchor={"balance": 3e-3})
+    sampling = NativeSampling(sampler="ddim", steps=10, repeats=2, start_step=40, tile=64, overlap=16,
+                              consistency=False, network_weight=weight)
+    info = {}
+    mean, std = enhance_plane(x.astype(np.float32), axes, target_mhz=900.0, enhancer=enhancer, sampling=sampling,
+                              info=info)
+    work, _ = grid.to_working(x, axes, target_mhz=900.0)
+    offset = 0.05 * network_scale(work)
+    alone = anchor_plane(x, axes, target_mhz=900.0, balance=3e-3)
+    assert info["network_weight"] == weight
+    if weight == 0.0:
+        assert len(enhancer.seen) == 0 and np.all(std == 0)
+        assert_allclose(mean, alone, rtol=0, atol=1e-6 * np.abs(alone).max())
+    else:
+        assert float(np.mean(mean - alone)) == pytest.approx(weight * offset, rel=0.02)
+
+
+def test_network_weight_points_interpolate_in_log_factor():
+    from mssr.enhance.native import network_weight_at
+
+    points = [[1.5, 0.0], [3.0, 1.0]]
+    assert network_weight_at(points, 1.2) == 0.0 and network_weight_at(points, 1.5) == 0.0
+    assert network_weight_at(points, 4.5 ** 0.5) == pytest.approx(0.5)  # geometric mean of 1.5 and 3
+    assert network_weight_at(points, 3.0) == 1.0 and network_weight_at(points, 4.0) == 1.0
+    assert network_weight_at(0.3, 2.7) == 0.3
+    sampling = NativeSampling.from_dict({"network_weight": points})
+    assert sampling.network_weight == ((1.5, 0.0), (3.0, 1.0))
+    for bad, named in [(1.5, "in \\[0, 1\\]"), ([[0.9, 0.5]], "factor must be a number > 1"),
+                       ([[2.0, 0.5], [1.5, 1.0]], "factors must increase"), ([[2.0, 2.0]], "in \\[0, 1\\]"),
+                       (True, "number in \\[0, 1\\]"), ([2.0], "pair")]:
+        with pytest.raises((TypeError, ValueError), match=named):
+            NativeSampling.from_dict({"network_weight": bad})
+
+
 # --------------------------------------------------------------------------------------------
 # the shipped model on a measured spectrum
 

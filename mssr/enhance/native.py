@@ -11,7 +11,10 @@ The steps, for a plane ``x`` recorded at ``B_low`` on its own axes:
 3. ``repeats`` chains of the sampler over the whole plane at once, the network run on overlapping
    tiles whose noise predictions are blended at every step (:class:`mssr.model.tiles.TiledPredictor`),
    in groups of chains so memory is bounded whatever ``repeats``;
-4. mean and per-point SD of the chains, back to the input's intensity unit and onto the input's
+4. for an anchored model, the network's correction of its anchor weighted by the model's
+   :attr:`NativeSampling.network_weight` at this field ratio (:func:`network_weight_at`):
+   ``anchor + w (mean - anchor)``, the SD times ``w`` (``w = 0``: the anchor, nothing sampled);
+5. mean and per-point SD of the chains, back to the input's intensity unit and onto the input's
    points (:func:`mssr.data.grid.from_working`).
 """
 
@@ -27,6 +30,7 @@ from mssr.data.linewidths import validate_experiment, width_ratio
 from mssr.data.patches import network_scale
 from mssr.model import anchor
 from mssr.model.network import NoisePredictor
+from mssr.model.network_weight import network_weight_at, validate_network_weight
 from mssr.model.sample import LIMIT_REASONS, LIMITS, combine_moments
 from mssr.model.tiles import OVERLAP, TILE, TiledPredictor
 from mssr.spectrum import Axis
@@ -59,6 +63,12 @@ class NativeSampling:
         Tile side and overlap, working points.
     seed : int
         Seed of the sampler's noise.
+    network_weight : float or tuple of (float, float)
+        Anchored models: the weight ``w`` of the network's correction of its anchor, the estimate
+        being ``anchor + w (network - anchor)``: one number in [0, 1] for every field ratio, or
+        ``(factor, weight)`` points (factors > 1, increasing) interpolated linearly in ``ln f``
+        and held constant beyond the first and last (:func:`network_weight_at`). 1: the network's
+        estimate as sampled; 0: the anchor alone.
     """
 
     sampler: str = "ddpm"
@@ -70,6 +80,7 @@ class NativeSampling:
     tile: int = TILE
     overlap: int = OVERLAP
     seed: int = 0
+    network_weight: float | tuple = 1.0
 
     @classmethod
     def from_dict(cls, d: dict) -> "NativeSampling":
@@ -78,6 +89,8 @@ class NativeSampling:
         unknown = sorted(set(d) - set(cls.__dataclass_fields__))
         if unknown:
             raise ValueError(f"sampling settings: unknown key(s) {', '.join(unknown)}")
+        if "network_weight" in d:
+            d = {**d, "network_weight": validate_network_weight(d["network_weight"])}
         cfg = cls(**d)
         for name in ("steps", "repeats", "batch_size", "tile"):
             value = getattr(cfg, name)
@@ -114,8 +127,8 @@ def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling:
     progress : bool
         Show a progress bar over the sampling steps.
     info : dict, optional
-        Filled with ``anchor_fwhm_px`` (the anchor's kernel widths per axis, working points) for
-        an anchored model.
+        Filled with ``anchor_fwhm_px`` (the anchor's kernel widths per axis, working points) and
+        ``network_weight`` (:func:`network_weight_at` of this plane's field ratio) for an anchored model.
 
     Returns
     -------
@@ -134,8 +147,17 @@ def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling:
     # 1.-2. working grid, network unit
     settings = enhancer.extra["native"].get("anchor")
     x_in, low, scale, widths = _network_input(x, axes, target_mhz, settings, experiment)
+    weight = network_weight_at(sampling.network_weight, factor)
+    if widths is None and weight != 1.0:
+        raise ValueError(f"network_weight {weight:g}: the model in {enhancer.model_dir} has no anchor to weight "
+                         "its network against (only anchored native models take a weight below 1)")
     if widths is not None and info is not None:
         info["anchor_fwhm_px"] = [round(w, 3) for w in widths]
+        info["network_weight"] = round(weight, 4)
+    if weight == 0.0:
+        # the anchor alone: nothing to sample
+        out = grid.from_working(x_in * scale, axes)
+        return out.astype(np.float32), np.zeros_like(out, dtype=np.float32)
     x_lr = torch.as_tensor(x_in.astype(np.float32))[None, None].to(enhancer.device)
     multiple = 2 ** (enhancer.model_config.levels - 1)
     predictor = enhancer.predictor
@@ -164,7 +186,11 @@ def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling:
     _, mean_w, std_w = moments
     if not (np.isfinite(mean_w).all() and np.isfinite(std_w).all()):
         raise FloatingPointError(f"the model in {enhancer.model_dir} returned NaN or Inf")
-    # 4. input unit, input points
+    # 4. the network's correction of its anchor, weighted
+    if weight != 1.0:
+        mean_w = x_in + weight * (mean_w - x_in)
+        std_w = weight * std_w
+    # 5. input unit, input points
     mean_out = grid.from_working(mean_w * scale, axes)
     std_out = np.maximum(grid.from_working(std_w * scale, axes), 0.0)
     return mean_out.astype(np.float32), std_out.astype(np.float32)

@@ -73,6 +73,18 @@ def validate_path_option(name: str, option: str, value) -> str | None:
     return os.fspath(value)
 
 
+def validate_network_weight_option(value) -> float | None:
+    """``--network-weight``: None (the model's own) or a number in [0, 1], else TypeError/ValueError."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"network_weight (--network-weight) must be a number in [0, 1], got {type(value).__name__}")
+    if not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"network_weight (--network-weight) must be in [0, 1] (0: the anchor alone, 1: the "
+                         f"network's estimate), got {value}")
+    return float(value)
+
+
 def validate_plane(plane) -> int | None:
     """None or a plane index >= 0 of a pseudo-ND series."""
     if plane is None:

@@ -179,6 +179,10 @@ def estimate_planes_native(enhancer, planes: list[Spectrum], sampling, *, to_mhz
                 *(["data consistency at every step: x0 + W (y - H x0), W the anchor's Wiener filter, H the "
                    "broadening (mssr.model.anchor.Consistency)"] if "anchor_fwhm_px" in info and sampling.consistency
                   else []),
+                *([f"network's correction of the anchor weighted {info['network_weight']:g} at this field ratio: "
+                   "anchor + w (mean - anchor), std x w (NativeSampling.network_weight"
+                   + ("; w = 0: the anchor alone, nothing sampled)" if info["network_weight"] == 0 else ")")]
+                  if info.get("network_weight", 1.0) != 1.0 else []),
                 f"mean and std x network_scale, back onto the {shape} points",
                 f"spectrometer frequencies set to the {to_mhz:g} MHz magnet (Axis.at_field): ppm unchanged",
             ],
@@ -302,6 +306,7 @@ def enhance(
     plane: int | None = None,
     projection="signed_max",
     experiment: str = "auto",
+    network_weight: float | None = None,
     plot: bool = False,
     force: bool = False,
     batch_size: int = 64,
@@ -348,6 +353,10 @@ def enhance(
         ``trosy`` (15N lines narrow in Hz up to about 1 GHz), ``fixed`` (every width fixed in Hz).
         ``auto``: the file's pulse program where it names one (Bruker), else ``fixed``. Ignored by
         paper-mode models.
+    network_weight : float, optional
+        A native anchored model's weight of its network's correction of the anchor at every field
+        ratio, in [0, 1] (:attr:`mssr.enhance.native.NativeSampling.network_weight`; 0: the anchor
+        alone). Default: the model's own (the shipped model's is measured by field ratio, README).
     plot : bool
         Also write ``<stem>.png``: input, estimate and uncertainty in NMR orientation.
     force : bool
@@ -387,18 +396,20 @@ def enhance(
         return _enhance(input, from_mhz=from_mhz, to_mhz=to_mhz, model_dir=model_dir, output=output,
                         cfg=sample_config(sampler=sampler, steps=steps, repeats=repeats, fast=fast, seed=seed,
                                           device=device, batch_size=batch_size),
-                        given=_given_protocol(sampler, steps, repeats, paper=paper),
+                        given=_given_protocol(sampler, steps, repeats, paper=paper, network_weight=network_weight),
                         plane=plane, projection=projection, experiment=experiment, plot=plot, force=force,
                         threads=threads, progress=progress)
 
 
-def _given_protocol(sampler, steps, repeats, *, paper: bool) -> dict:
+def _given_protocol(sampler, steps, repeats, *, paper: bool, network_weight=None) -> dict:
     """What the user asked of the sampler: ``paper`` sets the paper's protocol (pure noise), the options override."""
-    from mssr.enhance.options import validate_flags
+    from mssr.enhance.options import validate_flags, validate_network_weight_option
 
     validate_flags(paper=paper)
     given = {"sampler": "ddpm", "steps": 500, "repeats": 5, "start_step": None} if paper else {}
-    given.update({k: v for k, v in (("sampler", sampler), ("steps", steps), ("repeats", repeats)) if v is not None})
+    given.update({k: v for k, v in (("sampler", sampler), ("steps", steps), ("repeats", repeats),
+                                    ("network_weight", validate_network_weight_option(network_weight)))
+                  if v is not None})
     return given
 
 
@@ -433,6 +444,9 @@ def _enhance(input, *, from_mhz, to_mhz, model_dir, output, cfg: SampleConfig, g
     enhancer = load_enhancer(model_path, cfg.device)
     factor, factor_exact, factor_notes = resolve_factor(enhancer, from_mhz, to_mhz)
     sampling = native_sampling(enhancer, cfg, given)
+    if sampling is None and "network_weight" in given:
+        raise ValueError(f"--network-weight: the model in {model_path} is not a native anchored model "
+                         "(it has no anchor to weight its network against)")
     if sampling is not None:
         # the model's validated settings, updated by what the user asked for
         cfg = SampleConfig.from_dict({**asdict(cfg), "sampler": sampling.sampler, "steps": sampling.steps,

@@ -160,12 +160,18 @@ class Enhancer:
     def __init__(self, model_dir, *, device: str = "auto"):
         from mssr.model.diffusion import Diffusion
         from mssr.model.network import NoisePredictor, load_model
+        from mssr.model.network_weight import read_network_weight
 
         model_dir = Path(model_dir)
         if model_dir.is_file():
             model_dir = model_dir.parent
         self.device = resolve_device(device)
         unet, self.model_config, self.extra = load_model(model_dir, device=self.device)
+        weight = read_network_weight(model_dir)
+        if weight is not None and isinstance(self.extra.get("native"), dict):
+            # the model's measured network weight (mssr.evaluation.networkweight) joins its sampler default
+            native = self.extra["native"]
+            native["sample"] = {**(native.get("sample") or {}), "network_weight": weight}
         self.model_dir = model_dir
         self.predictor = NoisePredictor(unet).eval()
         self.diffusion = Diffusion(_diffusion_config(self.extra, model_dir / CONFIG_FILE))

@@ -21,6 +21,45 @@ rule real_study:
         "../scripts/real_study.py"
 
 
+rule network_weight_scan:
+    """The native model's estimate with every network weight, scored on real validation planes no study scores."""
+    input:
+        model=REAL_MODEL_FILES,
+    output:
+        table=f"{OUT}/tables/network_weight.csv",
+    params:
+        real=config.get("real", {}),
+        model_dir=lambda wildcards, input: str(Path(input.model[0]).parent),
+    threads: JOB_THREADS
+    resources:
+        **gpu_resources(),
+    log:
+        f"{OUT}/logs/network_weight_scan.log",
+    benchmark:
+        f"{OUT}/benchmarks/network_weight_scan.tsv"
+    conda:
+        "../../envs/mssr.yaml"
+    script:
+        "../scripts/network_weight_scan.py"
+
+
+rule network_weight:
+    """The network weight by field ratio chosen from the scan (scripts/ship_model.sh ships it beside the model)."""
+    input:
+        model=REAL_MODEL_FILES,
+        scan=rules.network_weight_scan.output.table,
+    output:
+        record=f"{OUT}/tables/network_weight.json",
+    params:
+        model_dir=lambda wildcards, input: str(Path(input.model[0]).parent),
+    log:
+        f"{OUT}/logs/network_weight.log",
+    conda:
+        "../../envs/mssr.yaml"
+    script:
+        "../scripts/network_weight.py"
+
+
 rule native_samplers:
     """The native model's default sampler (and other variants) against the protocol, on validation patches."""
     input:
