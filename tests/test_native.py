@@ -386,6 +386,8 @@ def test_network_weight_points_interpolate_in_log_factor():
     assert network_weight_at(points, 1.2) == 0.0 and network_weight_at(points, 1.5) == 0.0
     assert network_weight_at(points, 4.5 ** 0.5) == pytest.approx(0.5)  # geometric mean of 1.5 and 3
     assert network_weight_at(points, 3.0) == 1.0 and network_weight_at(points, 4.0) == 1.0
+    # interpolated weights are rounded to the calibration's step: a hair above 1.5 is 0, not 1e-4
+    assert network_weight_at(points, 1.5001) == 0.0 and network_weight_at(points, 2.0) == pytest.approx(0.4)
     assert network_weight_at(0.3, 2.7) == 0.3
     sampling = NativeSampling.from_dict({"network_weight": points})
     assert sampling.network_weight == ((1.5, 0.0), (3.0, 1.0))

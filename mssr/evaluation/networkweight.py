@@ -33,14 +33,16 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from mssr.model.network_weight import WEIGHT_STEP
+
 log = logging.getLogger(__name__)
 
 VALIDATION_PLANES: dict[str, list[int]] = {"protein_L": [2], "Ddx4": [1, 3, 4]}
 """Planes of the measured series used for this calibration only: the real study scores plane 0 of
 each protein and the unseen-planes study protein L 1 and 3, Ddx4 2 and 5 (``configs/real_unseen.yaml``)."""
 
-WEIGHTS: tuple[float, ...] = tuple(round(0.1 * k, 1) for k in range(11))
-"""Weights scored, 0 to 1 in steps of 0.1."""
+WEIGHTS: tuple[float, ...] = tuple(round(k * WEIGHT_STEP, 10) for k in range(round(1 / WEIGHT_STEP) + 1))
+"""Weights scored, 0 to 1 in steps of :data:`mssr.model.network_weight.WEIGHT_STEP`."""
 
 
 def scan(pairs, enhancer, *, weights: Sequence[float] = WEIGHTS, sampling=None) -> pd.DataFrame:

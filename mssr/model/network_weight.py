@@ -18,6 +18,11 @@ import numpy as np
 FILE = "network_weight.json"
 """The calibration's file in a model directory: ``{"network_weight": [[factor, weight], ...], ...}``."""
 
+WEIGHT_STEP: float = 0.1
+"""Resolution of a measured weight: the calibration scores weights 0 to 1 in this step, and a weight
+interpolated between its points is rounded to it (so a ratio a hair above a point where the weight is 0,
+as 600 -> 800.304 MHz against 1.3338, gives 0 and costs no sampling)."""
+
 
 def validate_network_weight(value) -> float | tuple:
     """``value`` as :attr:`mssr.enhance.native.NativeSampling.network_weight` takes it: a float in [0, 1] or a tuple of
@@ -48,13 +53,14 @@ def network_weight_at(network_weight, factor: float) -> float:
     """The weight of the network's correction at the field ratio ``factor`` (:attr:`mssr.enhance.native.NativeSampling.network_weight`).
 
     A number is the weight at every ratio; ``(factor, weight)`` points are interpolated linearly
-    in ``ln f``, constant beyond the first and the last.
+    in ``ln f``, constant beyond the first and the last, and rounded to :data:`WEIGHT_STEP`.
     """
     value = validate_network_weight(network_weight)
     if isinstance(value, float):
         return value
     logs = np.log([f for f, _ in value])
-    return float(np.interp(np.log(float(factor)), logs, [w for _, w in value]))
+    weight = float(np.interp(np.log(float(factor)), logs, [w for _, w in value]))
+    return round(round(weight / WEIGHT_STEP) * WEIGHT_STEP, 10)
 
 
 def read_network_weight(model_dir) -> tuple | None:
@@ -75,4 +81,4 @@ def read_network_weight(model_dir) -> tuple | None:
         raise ValueError(f"{path}: not a network-weight calibration ({exc})") from None
 
 
-__all__ = ["FILE", "network_weight_at", "read_network_weight", "validate_network_weight"]
+__all__ = ["FILE", "WEIGHT_STEP", "network_weight_at", "read_network_weight", "validate_network_weight"]
