@@ -173,16 +173,18 @@ def estimate_planes_native(enhancer, planes: list[Spectrum], sampling, *, to_mhz
                    f"{info['anchor_fwhm_px'][1]:g} working points FWHM, estimated from the plane's own lines "
                    f"under the '{experiment}' linewidth rule ({experiment_source}; mssr.data.linewidths, "
                    f"mssr.model.anchor)"] if "anchor_fwhm_px" in info else []),
-                f"{sampling.sampler}, {sampling.steps} steps from t={sampling.start_step} x {sampling.repeats} "
-                f"repeats, seed {sampling.seed}, tiles {sampling.tile} / overlap {sampling.overlap}: "
-                "mean = estimate, std (ddof=0) = uncertainty",
-                *(["data consistency at every step: x0 + W (y - H x0), W the anchor's Wiener filter, H the "
-                   "broadening (mssr.model.anchor.Consistency)"] if "anchor_fwhm_px" in info and sampling.consistency
-                  else []),
-                *([f"network's correction of the anchor weighted {info['network_weight']:g} at this field ratio: "
-                   "anchor + w (mean - anchor), std x w (NativeSampling.network_weight"
-                   + ("; w = 0: the anchor alone, nothing sampled)" if info["network_weight"] == 0 else ")")]
-                  if info.get("network_weight", 1.0) != 1.0 else []),
+                *(["network weight 0 at this field ratio (NativeSampling.network_weight): the anchor alone is "
+                   "the estimate, nothing sampled, std = 0"] if info.get("network_weight") == 0 else [
+                    f"{sampling.sampler}, {sampling.steps} steps from t={sampling.start_step} x {sampling.repeats} "
+                    f"repeats, seed {sampling.seed}, tiles {sampling.tile} / overlap {sampling.overlap}: "
+                    "mean = estimate, std (ddof=0) = uncertainty",
+                    *(["data consistency at every step: x0 + W (y - H x0), W the anchor's Wiener filter, H the "
+                       "broadening (mssr.model.anchor.Consistency)"]
+                      if "anchor_fwhm_px" in info and sampling.consistency else []),
+                    *([f"network's correction of the anchor weighted {info['network_weight']:g} at this field "
+                       "ratio: anchor + w (mean - anchor), std x w (NativeSampling.network_weight)"]
+                      if info.get("network_weight", 1.0) != 1.0 else []),
+                ]),
                 f"mean and std x network_scale, back onto the {shape} points",
                 f"spectrometer frequencies set to the {to_mhz:g} MHz magnet (Axis.at_field): ppm unchanged",
             ],
