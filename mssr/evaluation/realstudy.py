@@ -26,6 +26,7 @@ from mssr import degrade
 from mssr.data.patches import network_scale
 from mssr.evaluation import classical
 from mssr.evaluation.realpairs import RealPair, measured_linewidths_hz, score
+from mssr.model.network_weight import network_weight_at
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +142,11 @@ def run(pairs: Sequence[RealPair], *, enhancer=None, sampling=None, methods: Seq
                 param = f"{cfg.sampler} {cfg.steps} steps from {cfg.start_step} x {cfg.repeats}"
                 if cfg.consistency and model.extra["native"].get("anchor"):
                     param += ", data-consistent"
+                weight = network_weight_at(cfg.network_weight, pair.factor)
+                if weight == 0.0:
+                    param = "network weight 0: the anchor alone"
+                elif weight != 1.0:
+                    param += f", network weight {weight:g}"
             else:
                 key = (pair.protein, round(pair.factor, 6), method)
                 if key not in chosen:
