@@ -127,8 +127,9 @@ def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling:
     progress : bool
         Show a progress bar over the sampling steps.
     info : dict, optional
-        Filled with ``anchor_fwhm_px`` (the anchor's kernel widths per axis, working points) and
-        ``network_weight`` (:func:`network_weight_at` of this plane's field ratio) for an anchored model.
+        Filled with ``anchor_fwhm_px`` (the anchor's kernel widths per axis, working points),
+        ``network_weight`` (:func:`network_weight_at` of this plane's field ratio) and ``anchor`` (the
+        anchor on the plane's points, as :func:`anchor_plane` gives it) for an anchored model.
 
     Returns
     -------
@@ -151,13 +152,14 @@ def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling:
     if widths is None and weight != 1.0:
         raise ValueError(f"network_weight {weight:g}: the model in {enhancer.model_dir} has no anchor to weight "
                          "its network against (only anchored native models take a weight below 1)")
+    alone = grid.from_working(x_in * scale, axes).astype(np.float32) if widths is not None else None
     if widths is not None and info is not None:
         info["anchor_fwhm_px"] = [round(w, 3) for w in widths]
         info["network_weight"] = round(weight, 4)
+        info["anchor"] = alone
     if weight == 0.0:
         # the anchor alone: nothing to sample
-        out = grid.from_working(x_in * scale, axes)
-        return out.astype(np.float32), np.zeros_like(out, dtype=np.float32)
+        return alone, np.zeros_like(alone)
     x_lr = torch.as_tensor(x_in.astype(np.float32))[None, None].to(enhancer.device)
     multiple = 2 ** (enhancer.model_config.levels - 1)
     predictor = enhancer.predictor

@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from mssr.model import SAMPLERS
+from mssr.model.network_weight import validate_network_weight
 from mssr.model.sample import LIMITS, SampleConfig, check_device_name
 
 _DEFAULTS = SampleConfig()
@@ -74,15 +75,18 @@ def validate_path_option(name: str, option: str, value) -> str | None:
 
 
 def validate_network_weight_option(value) -> float | None:
-    """``--network-weight``: None (the model's own) or a number in [0, 1], else TypeError/ValueError."""
+    """``--network-weight``: None (the model's own) or one number in [0, 1]
+    (:func:`mssr.model.network_weight.validate_network_weight`), else TypeError/ValueError naming the option."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"network_weight (--network-weight) must be a number in [0, 1], got {type(value).__name__}")
-    if not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f"network_weight (--network-weight) must be in [0, 1] (0: the anchor alone, 1: the "
-                         f"network's estimate), got {value}")
-    return float(value)
+    if isinstance(value, (np.integer, np.floating)):
+        value = value.item()
+    if isinstance(value, (list, tuple)):
+        raise TypeError(f"--network-weight takes one number in [0, 1], got {value!r}")
+    try:
+        return validate_network_weight(value)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"--network-weight (0: the anchor alone, 1: the network's estimate): {exc}") from None
 
 
 def validate_plane(plane) -> int | None:

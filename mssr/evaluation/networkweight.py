@@ -9,8 +9,8 @@ measures that on planes of peakipy's measured series that no study scores (the *
 planes*, :data:`VALIDATION_PLANES`), broadened physically as the test pairs are
 (:func:`mssr.evaluation.realpairs.make_pair`):
 
-1. for every validation pair, the anchor alone and the network's estimate with ``w = 1`` (the
-   model's own sampler settings), on the plane's own points;
+1. for every validation pair, the network's estimate with ``w = 1`` (the model's own sampler
+   settings) and the anchor it started from, on the plane's own points;
 2. every weight of :data:`WEIGHTS` scored on every pair (their convex combination, exact since
    the weighting is linear) with :func:`mssr.evaluation.realpairs.score`;
 3. per field ratio, the weight with the lowest MSE relative to each pair's anchor (so that each
@@ -81,10 +81,11 @@ def scan(pairs, enhancer, *, weights: Sequence[float] = WEIGHTS, sampling=None) 
     for pair in pairs:
         start = time.perf_counter()
         target = pair.truth.axes[1].field_mhz
-        alone = native.anchor_plane(pair.x_lr.data, pair.x_lr.axes, target_mhz=target).astype(np.float64)
+        info: dict = {}
         full, _ = native.enhance_plane(pair.x_lr.data, pair.x_lr.axes, target_mhz=target, enhancer=enhancer,
-                                       sampling=cfg)
+                                       sampling=cfg, info=info)
         full = full.astype(np.float64)
+        alone = info["anchor"].astype(np.float64)  # its kernel estimated once (tens of seconds on a crowded plane)
         mse_anchor = score(pair, alone)["mse"]
         for w in weights:
             s = score(pair, alone + w * (full - alone))
