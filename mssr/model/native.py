@@ -83,7 +83,9 @@ def native_record(patch_cfg: PatchConfig, sample: dict) -> dict:
             "max_factor": patch_cfg.max_factor,
             "factor": patch_cfg.factor,
             "sample": dict(sample),
-            "anchor": {"balance": anchor.BALANCE, "measure_balance": anchor.MEASURE_BALANCE,
+            "anchor": {"balance": anchor.BALANCE, "measure_balances": list(anchor.MEASURE_BALANCES),
+                       "measure_noise": anchor.MEASURE_NOISE,
+                       "fit_measure_balance": anchor.FIT_MEASURE_BALANCE,
                        "iterations": anchor.ITERATIONS} if patch_cfg.anchor else None,
         }
     }
