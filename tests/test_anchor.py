@@ -278,3 +278,35 @@ def test_measuring_balance_is_the_lightest_the_noise_allows():
         d = anchor.deconvolve(x, truth, balance=balance)
         share = robust_noise_sd(d) / np.median(d[peaks[:, 0], peaks[:, 1]])
         assert (share <= anchor.MEASURE_NOISE) or balance == max(anchor.MEASURE_BALANCES)
+
+
+def test_estimate_balance_is_the_heaviest_that_keeps_the_peak_heights():
+    # isolated lines at f = 2, known kernel; a heavier balance lowers the deconvolved peaks (it blunts
+    # the lines it narrows): the chosen one keeps HEIGHT_KEPT of the lightest's height, the next does not
+    x_lr, truth = _isolated_voigt_pair(2.0, 1000)
+    peaks = strong_peaks(x_lr)
+    chosen = anchor.estimate_balance(x_lr, truth)
+    candidates = sorted(anchor.ESTIMATE_BALANCES)
+
+    def height(b):
+        d = anchor.deconvolve(x_lr, truth, balance=b)
+        return float(np.median(d[peaks[:, 0], peaks[:, 1]]))
+
+    ref = height(candidates[0])
+    assert height(chosen) >= anchor.HEIGHT_KEPT * ref
+    k = candidates.index(chosen)
+    assert k + 1 < len(candidates) and height(candidates[k + 1]) < anchor.HEIGHT_KEPT * ref
+    # lines already as narrow as the kernel allows nothing: no broadening, the lightest
+    assert anchor.estimate_balance(x_lr, (0.0, 0.0)) == candidates[0]
+
+
+def test_estimate_balance_regularizes_broad_lines_more():
+    # the same peaks with 3x broader 1H lines at the low field: their deconvolution by a narrow kernel
+    # (a small field gap: 1.5 points on 6-point lines) hardly changes the peaks' height, so a heavier
+    # balance (less amplified noise) costs them nothing
+    rng = np.random.default_rng(4)
+    peaks = [(30 + 60 * i + rng.uniform(0, 1), 30 + 55 * j + rng.uniform(0, 1), 1.0) for i in range(4) for j in range(4)]
+    kernel = (1.5, 1.5)
+    narrow = _plane((256, 240), peaks, (6.0, 6.0)) + rng.normal(0, 1e-3, (256, 240))
+    broad = _plane((256, 240), peaks, (6.0, 18.0)) + rng.normal(0, 1e-3, (256, 240))
+    assert anchor.estimate_balance(broad, kernel) > anchor.estimate_balance(narrow, kernel)

@@ -370,7 +370,7 @@ def test_the_network_weight_scales_the_correction_of_the_anchor(weight):
                               info=info)
     work, _ = grid.to_working(x, axes, target_mhz=900.0)
     offset = 0.05 * network_scale(work)
-    alone = anchor_plane(x, axes, target_mhz=900.0, balance=3e-3)
+    alone = anchor_plane(x, axes, target_mhz=900.0)
     assert info["network_weight"] == weight
     assert_allclose(info["anchor"], alone, rtol=0, atol=1e-6 * np.abs(alone).max())
     if weight == 0.0:

@@ -11,9 +11,11 @@ The steps, for a plane ``x`` recorded at ``B_low`` on its own axes:
 3. ``repeats`` chains of the sampler over the whole plane at once, the network run on overlapping
    tiles whose noise predictions are blended at every step (:class:`mssr.model.tiles.TiledPredictor`),
    in groups of chains so memory is bounded whatever ``repeats``;
-4. for an anchored model, the network's correction of its anchor weighted by the model's
+4. for an anchored model, the network's estimate weighted against the anchor's by the model's
    :attr:`NativeSampling.network_weight` at this field ratio (:func:`network_weight_at`):
-   ``anchor + w (mean - anchor)``, the SD times ``w`` (``w = 0``: the anchor, nothing sampled);
+   ``anchor + w (mean - anchor)``, the SD times ``w`` (``w = 0``: the anchor, nothing sampled).
+   Here the anchor is regularized as its own lines allow (:func:`mssr.model.anchor.estimate_balance`),
+   while the network's input and its data consistency keep the balance it was trained with;
 5. mean and per-point SD of the chains, back to the input's intensity unit and onto the input's
    points (:func:`mssr.data.grid.from_working`).
 """
@@ -128,8 +130,9 @@ def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling:
         Show a progress bar over the sampling steps.
     info : dict, optional
         Filled with ``anchor_fwhm_px`` (the anchor's kernel widths per axis, working points),
-        ``network_weight`` (:func:`network_weight_at` of this plane's field ratio) and ``anchor`` (the
-        anchor on the plane's points, as :func:`anchor_plane` gives it) for an anchored model.
+        ``anchor_balance`` (its regularization as an estimate), ``network_weight``
+        (:func:`network_weight_at` of this plane's field ratio) and ``anchor`` (the anchor on the
+        plane's points, as :func:`anchor_plane` gives it) for an anchored model.
 
     Returns
     -------
@@ -152,11 +155,18 @@ def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling:
     if widths is None and weight != 1.0:
         raise ValueError(f"network_weight {weight:g}: the model in {enhancer.model_dir} has no anchor to weight "
                          "its network against (only anchored native models take a weight below 1)")
-    alone = grid.from_working(x_in * scale, axes).astype(np.float32) if widths is not None else None
-    if widths is not None and info is not None:
-        info["anchor_fwhm_px"] = [round(w, 3) for w in widths]
-        info["network_weight"] = round(weight, 4)
-        info["anchor"] = alone
+    classical = alone = None
+    if widths is not None:
+        # the anchor as an estimate: as regularized as its lines allow (the network's input
+        # keeps the balance it was trained with)
+        balance = anchor.estimate_balance(low, widths)
+        classical = anchor.deconvolve(low, widths, balance=balance)
+        alone = grid.from_working(classical * scale, axes).astype(np.float32)
+        if info is not None:
+            info["anchor_fwhm_px"] = [round(w, 3) for w in widths]
+            info["anchor_balance"] = balance
+            info["network_weight"] = round(weight, 4)
+            info["anchor"] = alone
     if weight == 0.0:
         # the anchor alone: nothing to sample
         return alone, np.zeros_like(alone)
@@ -188,9 +198,9 @@ def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling:
     _, mean_w, std_w = moments
     if not (np.isfinite(mean_w).all() and np.isfinite(std_w).all()):
         raise FloatingPointError(f"the model in {enhancer.model_dir} returned NaN or Inf")
-    # 4. the network's correction of its anchor, weighted
+    # 4. the network's estimate weighted against the anchor's
     if weight != 1.0:
-        mean_w = x_in + weight * (mean_w - x_in)
+        mean_w = classical + weight * (mean_w - classical)
         std_w = weight * std_w
     # 5. input unit, input points
     mean_out = grid.from_working(mean_w * scale, axes)
@@ -198,15 +208,24 @@ def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling:
     return mean_out.astype(np.float32), std_out.astype(np.float32)
 
 
-def anchor_plane(x: np.ndarray, axes, *, target_mhz: float, balance: float = anchor.BALANCE,
+def anchor_plane(x: np.ndarray, axes, *, target_mhz: float, balance: float | None = None,
                  experiment: str = "fixed") -> np.ndarray:
     """The anchor alone (no network) of one plane, on the plane's own points and in its unit.
 
     The classical first step of an anchored model (:mod:`mssr.model.anchor`), as
     :func:`enhance_plane` computes it: working grid, network unit, Wiener deconvolution by the
     Lorentzian the plane's own lines imply under the ``experiment``'s rule, and back.
+
+    Parameters
+    ----------
+    balance : float, optional
+        Wiener regularization; default :func:`mssr.model.anchor.estimate_balance` of the plane,
+        the anchor :func:`enhance_plane` weighs the network against.
     """
-    y, _, scale, _ = _network_input(x, axes, target_mhz, {"balance": balance}, experiment)
+    y, low, scale, widths = _network_input(x, axes, target_mhz, {"balance": anchor.BALANCE}, experiment)
+    if balance is None:
+        balance = anchor.estimate_balance(low, widths)
+    y = anchor.deconvolve(low, widths, balance=float(balance))
     return grid.from_working(y * scale, axes).astype(np.float32)
 
 

@@ -172,7 +172,9 @@ def estimate_planes_native(enhancer, planes: list[Spectrum], sampling, *, to_mhz
                 *([f"anchor: Wiener deconvolution by a Lorentzian of {info['anchor_fwhm_px'][0]:g} x "
                    f"{info['anchor_fwhm_px'][1]:g} working points FWHM, estimated from the plane's own lines "
                    f"under the '{experiment}' linewidth rule ({experiment_source}; mssr.data.linewidths, "
-                   f"mssr.model.anchor)"] if "anchor_fwhm_px" in info else []),
+                   f"mssr.model.anchor), regularized {info['anchor_balance']:g} as an estimate "
+                   f"(mssr.model.anchor.estimate_balance) and {enhancer.extra['native']['anchor']['balance']:g} "
+                   "as the network's input"] if "anchor_fwhm_px" in info else []),
                 *(["network weight 0 at this field ratio (NativeSampling.network_weight): the anchor alone is "
                    "the estimate, nothing sampled, std = 0"] if info.get("network_weight") == 0 else [
                     f"{sampling.sampler}, {sampling.steps} steps from t={sampling.start_step} x {sampling.repeats} "
@@ -181,8 +183,8 @@ def estimate_planes_native(enhancer, planes: list[Spectrum], sampling, *, to_mhz
                     *(["data consistency at every step: x0 + W (y - H x0), W the anchor's Wiener filter, H the "
                        "broadening (mssr.model.anchor.Consistency)"]
                       if "anchor_fwhm_px" in info and sampling.consistency else []),
-                    *([f"network's correction of the anchor weighted {info['network_weight']:g} at this field "
-                       "ratio: anchor + w (mean - anchor), std x w (NativeSampling.network_weight)"]
+                    *([f"network's estimate weighted {info['network_weight']:g} against the anchor's at this "
+                       "field ratio: anchor + w (mean - anchor), std x w (NativeSampling.network_weight)"]
                       if info.get("network_weight", 1.0) != 1.0 else []),
                 ]),
                 f"mean and std x network_scale, back onto the {shape} points",
