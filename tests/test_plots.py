@@ -310,3 +310,19 @@ def test_loss_curves(tmp_path):
     _assert_png(out, (round(4.6 * 2 * 30), round(3.6 * 30)))
     with pytest.raises(ValueError, match="step"):
         plots.plot_loss_curves(history.drop(columns="step"), tmp_path / "x.png")
+
+
+def test_enhanced_figure_levels_start_above_each_panels_own_noise():
+    # an estimate with 6x the input's noise (a deconvolution's): at the input's levels its noise would
+    # cross the lowest contour all over the plane; its own levels start 5 of its noise SD up
+    from mssr.figures.enhance import panel_levels
+
+    x_in = _spectrum((128, 128), peaks=((40, 50, 1.0), (90, 80, 0.6)), noise=0.005, seed=3, dtype=np.float64)
+    mean = _spectrum((128, 128), peaks=((40, 50, 2.0), (90, 80, 1.2)), noise=0.03, seed=4, dtype=np.float64)
+    levels_in, levels_out, ratio = panel_levels(x_in, mean)
+    assert ratio == pytest.approx(6.0, rel=0.1)
+    assert levels_out[0] == pytest.approx(5 * 0.03, rel=0.1)
+    assert levels_in[0] == pytest.approx(5 * 0.005, rel=0.1)
+    noise = mean - _spectrum((128, 128), peaks=((40, 50, 2.0), (90, 80, 1.2)), noise=0.0, seed=4, dtype=np.float64)
+    assert np.mean(np.abs(noise) > levels_in[0]) > 0.3      # the input's levels: noise everywhere
+    assert np.mean(np.abs(noise) > levels_out[0]) < 1e-4    # its own: none

@@ -25,7 +25,7 @@ def _validate_panels(x_in, mean, std, plane) -> tuple[np.ndarray, np.ndarray, np
 
 
 def figure_enhanced(x_in, mean, std, plane: Spectrum, *, from_mhz: float, to_mhz: float):
-    """Three panels on the plane's ppm axes: input and estimate as contours (one set of levels), the std as an image.
+    """Three panels on the plane's ppm axes: input and estimate as contours, the std as an image.
 
     Parameters
     ----------
@@ -40,20 +40,23 @@ def figure_enhanced(x_in, mean, std, plane: Spectrum, *, from_mhz: float, to_mhz
     Returns
     -------
     matplotlib.figure.Figure
-        NMR orientation (ppm falling to the right and downwards); the contour levels come from
-        the recorded spectrum (:func:`mssr.figures.plots.contour_levels`), as in
-        :func:`mssr.figures.plots.plot_spectra`.
+        NMR orientation (ppm falling to the right and downwards); each contour panel's levels
+        start 5 noise SD above its own zero (:func:`panel_levels`), as a spectroscopist sets the
+        base level of each spectrum, and the estimate's title says how much noisier it is than the
+        input (a deconvolution amplifies the noise: at the input's levels the estimate's noise
+        would cover the plane).
     """
     from matplotlib.figure import Figure
 
     x_in, mean, std = _validate_panels(x_in, mean, std, plane)
     ppm_y, ppm_x = plane.axes[0].ppm_limits, plane.axes[1].ppm_limits
     nuclei = plane.nuclei
-    levels = plots.contour_levels(x_in)
+    levels_in, levels_out, ratio = panel_levels(x_in, mean)
     fig = Figure(figsize=(11.0, 3.6), layout="constrained")
     ax_in, ax_out, ax_std = fig.subplots(1, 3, sharex=True, sharey=True)
-    panels = ((ax_in, x_in, f"input, {from_mhz:g} MHz"), (ax_out, mean, f"MSSR estimate, {to_mhz:g} MHz"))
-    for ax, data, title in panels:
+    panels = ((ax_in, x_in, levels_in, f"input, {from_mhz:g} MHz"),
+              (ax_out, mean, levels_out, f"MSSR estimate, {to_mhz:g} MHz\n(noise {ratio:.1f}x the input's)"))
+    for ax, data, levels, title in panels:
         plots.draw_contours(ax, data, levels, ppm_x, ppm_y)
         plots.set_nmr_axes(ax, ppm_x, ppm_y, nuclei, label_y=ax is ax_in)
         ax.set_title(title)
@@ -65,6 +68,28 @@ def figure_enhanced(x_in, mean, std, plane: Spectrum, *, from_mhz: float, to_mhz
     ax_std.set_title("uncertainty (std of repeats)")
     fig.colorbar(image, ax=ax_std, shrink=0.85, label="intensity (input units)")
     return fig
+
+
+def panel_levels(x_in, mean) -> tuple[np.ndarray, np.ndarray, float]:
+    """Contour levels of the input and of the estimate panels, each from its own noise.
+
+    Parameters
+    ----------
+    x_in, mean : ndarray
+        The recorded plane and the estimate, input intensity units.
+
+    Returns
+    -------
+    levels_in, levels_out : ndarray
+        :func:`mssr.figures.plots.contour_levels` of each (lowest level 5 robust noise SD).
+    noise_ratio : float
+        Robust noise SD of the estimate over the input's (nan where the input has none).
+    """
+    from mssr.spectrum import robust_noise_sd
+
+    sd_in, sd_out = robust_noise_sd(x_in), robust_noise_sd(mean)
+    ratio = sd_out / sd_in if sd_in > 0 else float("nan")
+    return plots.contour_levels(np.asarray(x_in)), plots.contour_levels(np.asarray(mean)), float(ratio)
 
 
 def plot_enhanced(x_in, mean, std, plane: Spectrum, out_path, *, from_mhz: float, to_mhz: float,
