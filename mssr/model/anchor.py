@@ -316,6 +316,20 @@ def added_widths_px(x: np.ndarray, factor: float, *, ratio=(1.0, 1.0),
     return float(added[0]), float(added[1])
 
 
+def _peak_heights(x: np.ndarray, added_fwhm_px, balances, peaks: np.ndarray):
+    """``(balance, deconvolved plane, median height at peaks)`` for each balance, in order (one FFT of ``x``).
+
+    The same filter as :func:`deconvolve` (:func:`wiener_transfer` on the :func:`mirrored` plane).
+    """
+    where = np.asarray(peaks, dtype=int).reshape(-1, 2)
+    ext = mirrored(np.asarray(x, dtype=np.float64))
+    spectrum = np.fft.rfft2(ext)
+    for balance in balances:
+        _, filt = wiener_transfer(added_fwhm_px, ext.shape, balance=balance)
+        d = np.fft.irfft2(filt * spectrum, s=ext.shape)[: x.shape[0], : x.shape[1]]
+        yield float(balance), d, float(np.median(d[where[:, 0], where[:, 1]]))
+
+
 def measuring_balance(x: np.ndarray, added_fwhm_px, peaks: np.ndarray) -> float:
     """The lightest of :data:`MEASURE_BALANCES` whose deconvolution of ``x`` keeps the noise within :data:`MEASURE_NOISE` of the peaks.
 
@@ -335,13 +349,11 @@ def measuring_balance(x: np.ndarray, added_fwhm_px, peaks: np.ndarray) -> float:
     """
     from mssr.spectrum import robust_noise_sd
 
-    where = np.asarray(peaks, dtype=int).reshape(-1, 2)
-    for balance in MEASURE_BALANCES[:-1]:
-        d = deconvolve(x, added_fwhm_px, balance=balance)
-        height = float(np.median(d[where[:, 0], where[:, 1]]))
+    candidates = sorted(float(b) for b in MEASURE_BALANCES)
+    for balance, d, height in _peak_heights(x, added_fwhm_px, candidates[:-1], peaks):
         if height > 0 and robust_noise_sd(d) <= MEASURE_NOISE * height:
-            return float(balance)
-    return float(MEASURE_BALANCES[-1])
+            return balance
+    return candidates[-1]
 
 
 def estimate_balance(x: np.ndarray, added_fwhm_px, peaks: np.ndarray | None = None) -> float:
@@ -369,13 +381,8 @@ def estimate_balance(x: np.ndarray, added_fwhm_px, peaks: np.ndarray | None = No
     candidates = sorted(float(b) for b in ESTIMATE_BALANCES)
     if not len(where) or max(added_fwhm_px) <= 0:
         return candidates[0]
-    ext = mirrored(x)
-    spectrum = np.fft.rfft2(ext)
     chosen, reference = candidates[0], None
-    for balance in candidates:
-        _, filt = wiener_transfer(added_fwhm_px, ext.shape, balance=balance)
-        d = np.fft.irfft2(filt * spectrum, s=ext.shape)[: x.shape[0], : x.shape[1]]
-        height = float(np.median(d[where[:, 0], where[:, 1]]))
+    for balance, _, height in _peak_heights(x, added_fwhm_px, candidates, where):
         if reference is None:
             reference = height
         elif not height >= HEIGHT_KEPT * reference:
