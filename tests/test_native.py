@@ -380,6 +380,48 @@ def test_the_network_weight_scales_the_correction_of_the_anchor(weight):
         assert float(np.mean(mean - alone)) == pytest.approx(weight * offset, rel=0.02)
 
 
+def _offset_plane(seed: int = 3):
+    axes = _axes(60, 90, field=600.0, hz_15n=7.0, hz_1h=6.0)
+    x = np.zeros((60, 90))
+    for r, c, h in [(20.3, 30.2, 1.0), (41.6, 62.7, 0.7)]:
+        x += h * np.outer(_lorentzian(60, r, 6.0), _lorentzian(90, c, 5.0))
+    return (x + np.random.default_rng(seed).normal(0, 1e-4, x.shape)) * 1e5, axes
+
+
+def test_given_kernel_widths_replace_the_estimate(monkeypatch):
+    # widths estimated once (anchor_widths) and given back give what enhance_plane estimates
+    # itself, without estimating again; other widths give the anchor of those widths
+    from mssr.enhance.native import anchor_plane, anchor_widths
+    from mssr.model import anchor
+
+    x, axes = _offset_plane()
+    x = x.astype(np.float32)
+    enhancer = _OracleEnhancer(Diffusion(DiffusionConfig(timesteps=100, prediction="residual")),
+                               lambda x_lr: x_lr + 0.05, anchor={"balance": 3e-3})
+    sampling = NativeSampling(sampler="ddim", steps=10, repeats=1, start_step=40, tile=64, overlap=16,
+                              consistency=False, network_weight=0.3)
+    info = {}
+    mean, _ = enhance_plane(x, axes, target_mhz=900.0, enhancer=enhancer, sampling=sampling, info=info)
+    widths = anchor_widths(x, axes, target_mhz=900.0)
+    assert list(widths) == info["anchor_fwhm_px"]
+    assert 0.5 < widths[1] < 20  # a 1.5x field gap on 5-point lines: a kernel of a few points
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the kernel was estimated again")
+
+    monkeypatch.setattr(anchor, "added_widths_px", refuse)
+    again, _ = enhance_plane(x, axes, target_mhz=900.0, enhancer=enhancer, sampling=sampling, added_fwhm_px=widths)
+    assert_allclose(again, mean, rtol=0, atol=1e-6 * np.abs(mean).max())
+    assert_allclose(anchor_plane(x, axes, target_mhz=900.0, added_fwhm_px=widths), info["anchor"],
+                    rtol=0, atol=1e-6 * np.abs(mean).max())
+    wider = anchor_plane(x, axes, target_mhz=900.0, balance=3e-3, added_fwhm_px=(2 * widths[0], 2 * widths[1]))
+    narrower = anchor_plane(x, axes, target_mhz=900.0, balance=3e-3, added_fwhm_px=widths)
+    assert wider.max() > 1.1 * narrower.max()  # a wider kernel sharpens (and raises) the peaks more
+    with pytest.raises(ValueError, match="added_fwhm_px"):
+        anchor_plane(x, axes, target_mhz=900.0, added_fwhm_px=(1.0, float("nan")))
+
+
+
 def test_network_weight_points_interpolate_in_log_factor():
     from mssr.enhance.native import network_weight_at
 
@@ -449,6 +491,43 @@ def test_shipped_model_enhances_a_real_low_field_plane(protein_l_files, low_mhz,
         assert np.all(std == 0)  # the anchor alone: nothing sampled
     else:
         assert np.all(std >= 0) and std.max() > 0
+
+
+def test_the_real_study_estimates_each_pairs_kernel_once(monkeypatch):
+    # the anchor, MSSR and a baseline all start from the plane's kernel: one estimate per pair
+    # (a crowded plane's fits take about a minute each), the same anchor as estimated alone
+    from mssr.enhance import native
+    from mssr.evaluation import realpairs, realstudy
+    from mssr.model import anchor
+    from mssr.spectrum import Spectrum
+
+    pairs = []
+    for k, protein in enumerate(("A", "B")):
+        x, axes = _offset_plane(seed=10 + k)
+        truth = Spectrum(x, tuple(a.at_field(900.0) for a in axes))
+        pairs.append(realpairs.make_pair(protein, 0, truth, 1.5, seed=k))
+    expected = [native.anchor_plane(p.x_lr.data, p.x_lr.axes, target_mhz=900.0) for p in pairs]
+    calls = []
+    estimate = anchor.added_widths_px
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return estimate(*args, **kwargs)
+
+    monkeypatch.setattr(anchor, "added_widths_px", counted)
+    model = _OracleEnhancer(Diffusion(DiffusionConfig(timesteps=100, prediction="residual")),
+                            lambda x_lr: x_lr, anchor={"balance": 3e-3})
+    settings = {"sampler": "ddim", "steps": 4, "repeats": 1, "start_step": 40, "tile": 64, "overlap": 16,
+                "network_weight": 0.5}
+    model.extra["native"]["sample"] = settings  # what the baseline samples with
+    sampling = NativeSampling.from_dict(settings)
+    keep = {}
+    table = realstudy.run(pairs, enhancer=model, sampling=sampling, methods=("anchor", "mssr", "baseline"),
+                          baselines={1.5: model}, keep=keep)
+    assert len(calls) == len(pairs)
+    assert len(table) == 3 * len(pairs)
+    for pair, alone in zip(pairs, expected):
+        assert_allclose(keep[(pair.protein, 0, 1.5, "anchor")], alone, rtol=0, atol=1e-6 * np.abs(alone).max())
 
 
 def test_native_sampling_settings_refuse_bad_values_by_name():

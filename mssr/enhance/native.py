@@ -107,7 +107,7 @@ class NativeSampling:
 
 
 def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling: NativeSampling,
-                  experiment: str = "fixed", progress: bool = False,
+                  experiment: str = "fixed", added_fwhm_px=None, progress: bool = False,
                   info: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """High-field estimate of one plane and its per-point uncertainty, on the plane's own points.
 
@@ -126,6 +126,9 @@ def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling:
     experiment : {'fixed', 'hsqc', 'trosy'}
         How the lines changed between the fields (:mod:`mssr.data.linewidths`), for the anchor's
         kernel of an anchored model: ``fixed`` (widths fixed in Hz) unless the experiment is known.
+    added_fwhm_px : (float, float), optional
+        The anchor's kernel widths (working points, :func:`anchor_widths` of this plane, target
+        and experiment), when already known; default: estimated from the plane's lines.
     progress : bool
         Show a progress bar over the sampling steps.
     info : dict, optional
@@ -148,9 +151,14 @@ def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling:
     factor = float(target_mhz) / low_mhz
     if not factor > 1.0:
         raise ValueError(f"target field {target_mhz} MHz must be above the recording field {low_mhz:.1f} MHz")
+    experiment = validate_experiment(experiment)
     # 1.-2. working grid, network unit
     settings = enhancer.extra["native"].get("anchor")
-    x_in, low, scale, widths = _network_input(x, axes, target_mhz, settings, experiment)
+    low, scale = _working(x, axes, target_mhz)
+    widths = None
+    if settings:
+        widths = (_kernel(low, axes, target_mhz, experiment) if added_fwhm_px is None
+                  else _checked_widths(added_fwhm_px))
     weight = network_weight_at(sampling.network_weight, factor)
     if widths is None and weight != 1.0:
         raise ValueError(f"network_weight {weight:g}: the model in {enhancer.model_dir} has no anchor to weight "
@@ -163,13 +171,15 @@ def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling:
         classical = anchor.deconvolve(low, widths, balance=balance)
         alone = grid.from_working(classical * scale, axes).astype(np.float32)
         if info is not None:
-            info["anchor_fwhm_px"] = [round(w, 3) for w in widths]
+            info["anchor_fwhm_px"] = list(widths)
             info["anchor_balance"] = balance
             info["network_weight"] = round(weight, 4)
             info["anchor"] = alone
     if weight == 0.0:
         # the anchor alone: nothing to sample
         return alone, np.zeros_like(alone)
+    # the network's input: the anchor at the balance it was trained with, or the plane itself
+    x_in = anchor.deconvolve(low, widths, balance=float(settings["balance"])) if widths is not None else low
     x_lr = torch.as_tensor(x_in.astype(np.float32))[None, None].to(enhancer.device)
     multiple = 2 ** (enhancer.model_config.levels - 1)
     predictor = enhancer.predictor
@@ -209,7 +219,7 @@ def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling:
 
 
 def anchor_plane(x: np.ndarray, axes, *, target_mhz: float, balance: float | None = None,
-                 experiment: str = "fixed") -> np.ndarray:
+                 experiment: str = "fixed", added_fwhm_px=None) -> np.ndarray:
     """The anchor alone (no network) of one plane, on the plane's own points and in its unit.
 
     The classical first step of an anchored model (:mod:`mssr.model.anchor`), as
@@ -221,30 +231,56 @@ def anchor_plane(x: np.ndarray, axes, *, target_mhz: float, balance: float | Non
     balance : float, optional
         Wiener regularization; default :func:`mssr.model.anchor.estimate_balance` of the plane,
         the anchor :func:`enhance_plane` weighs the network against.
+    added_fwhm_px : (float, float), optional
+        The kernel widths, working points (:func:`anchor_widths`); default: estimated.
     """
-    y, low, scale, widths = _network_input(x, axes, target_mhz, {"balance": anchor.BALANCE}, experiment)
+    experiment = validate_experiment(experiment)
+    low, scale = _working(x, axes, target_mhz)
+    widths = (_kernel(low, axes, target_mhz, experiment) if added_fwhm_px is None
+              else _checked_widths(added_fwhm_px))
     if balance is None:
         balance = anchor.estimate_balance(low, widths)
     y = anchor.deconvolve(low, widths, balance=float(balance))
     return grid.from_working(y * scale, axes).astype(np.float32)
 
 
-def _network_input(x, axes, target_mhz: float, anchor_settings, experiment: str = "fixed"):
-    """Steps 1-2: the plane on its working grid in the network's unit, anchored if the model is.
+def anchor_widths(x: np.ndarray, axes, *, target_mhz: float, experiment: str = "fixed") -> tuple[float, float]:
+    """The anchor's kernel widths for one plane: the Lorentzian FWHM its lines imply, working points.
 
-    Returns ``(x_in, low, scale, anchor widths or None)``, ``low`` the plane itself on the
-    working grid in the network's unit.
+    What :func:`enhance_plane` and :func:`anchor_plane` estimate when not given ``added_fwhm_px``
+    (:func:`mssr.model.anchor.added_widths_px` on the plane's working grid, in the network unit);
+    estimate it once to run both on one plane (seconds on an isolated-peak plane, about a minute
+    on a crowded one, where the widths are fitted).
+
+    Returns
+    -------
+    (float, float)
+        Added FWHM along the indirect and the direct axis, points of the working grid at ``target_mhz``.
     """
     experiment = validate_experiment(experiment)
+    low, _ = _working(x, axes, target_mhz)
+    return _kernel(low, axes, target_mhz, experiment)
+
+
+def _working(x, axes, target_mhz: float):
+    """Step 1: the plane on its working grid in the network's unit, and that unit (``low, scale``)."""
     work, _ = grid.to_working(np.asarray(x, dtype=np.float64), axes, target_mhz=target_mhz)
     scale = network_scale(work)
-    low = work / scale
-    if not anchor_settings:
-        return low, low, scale, None
-    factor = float(target_mhz) / axes[1].field_mhz
+    return work / scale, scale
+
+
+def _kernel(low: np.ndarray, axes, target_mhz: float, experiment: str) -> tuple[float, float]:
+    """The anchor's kernel widths of a working-grid plane ``low`` (working points)."""
     ratio = width_ratio(experiment, [ax.nucleus for ax in axes], axes[1].field_mhz, target_mhz)
-    y, widths = anchor.anchor(low, factor, ratio=ratio, balance=float(anchor_settings["balance"]))
-    return y, low, scale, widths
+    widths = anchor.added_widths_px(low, float(target_mhz) / axes[1].field_mhz, ratio=ratio)
+    return tuple(float(w) for w in widths)
+
+
+def _checked_widths(added_fwhm_px) -> tuple[float, float]:
+    widths = tuple(float(w) for w in np.ravel(np.asarray(added_fwhm_px, dtype=np.float64)))
+    if len(widths) != 2 or not all(np.isfinite(w) and w >= 0 for w in widths):
+        raise ValueError(f"added_fwhm_px must be two finite widths >= 0 (working points), got {added_fwhm_px!r}")
+    return widths
 
 
 def is_native(extra: dict) -> bool:
@@ -263,4 +299,4 @@ def default_sampling(extra: dict, **overrides) -> NativeSampling:
     return NativeSampling.from_dict(base)
 
 
-__all__ = ["CHAINS_PER_GROUP", "NativeSampling", "anchor_plane", "default_sampling", "enhance_plane", "is_native"]
+__all__ = ["CHAINS_PER_GROUP", "NativeSampling", "anchor_plane", "anchor_widths", "default_sampling", "enhance_plane", "is_native"]

@@ -169,8 +169,8 @@ def estimate_planes_native(enhancer, planes: list[Spectrum], sampling, *, to_mhz
             "steps": [
                 f"{shape} points -> working grid {work} (band-limited DCT resampling, ppm window kept)",
                 "divided by network_scale = headroom x max|x|",
-                *([f"anchor: Wiener deconvolution by a Lorentzian of {info['anchor_fwhm_px'][0]:g} x "
-                   f"{info['anchor_fwhm_px'][1]:g} working points FWHM, estimated from the plane's own lines "
+                *([f"anchor: Wiener deconvolution by a Lorentzian of {info['anchor_fwhm_px'][0]:.4g} x "
+                   f"{info['anchor_fwhm_px'][1]:.4g} working points FWHM, estimated from the plane's own lines "
                    f"under the '{experiment}' linewidth rule ({experiment_source}; mssr.data.linewidths, "
                    f"mssr.model.anchor), regularized {info['anchor_balance']:g} as an estimate "
                    f"(mssr.model.anchor.estimate_balance) and {enhancer.extra['native']['anchor']['balance']:g} "

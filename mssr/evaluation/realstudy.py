@@ -126,19 +126,27 @@ def run(pairs: Sequence[RealPair], *, enhancer=None, sampling=None, methods: Seq
     for pair in pairs:
         others = [v[round(pair.factor, 6)] for k, v in by_protein.items()
                   if k != pair.protein and round(pair.factor, 6) in v]
+        target = pair.truth.axes[1].field_mhz
+        widths, kernel_seconds = None, 0.0
+        if any(m in ("anchor", "mssr", "baseline") for m in methods):
+            # the anchor's kernel, estimated once for every method that starts from it (about a
+            # minute on a crowded plane); each such method's seconds include it
+            start = time.perf_counter()
+            widths = native.anchor_widths(pair.x_lr.data, pair.x_lr.axes, target_mhz=target)
+            kernel_seconds = time.perf_counter() - start
         for method in methods:
             start = time.perf_counter()
             param = None
             if method == "anchor":
-                est = native.anchor_plane(pair.x_lr.data, pair.x_lr.axes, target_mhz=pair.truth.axes[1].field_mhz)
+                est = native.anchor_plane(pair.x_lr.data, pair.x_lr.axes, target_mhz=target, added_fwhm_px=widths)
                 param = "estimated kernel"
             elif method in ("mssr", "baseline"):
                 model = enhancer if method == "mssr" else (baselines or {}).get(round(pair.factor, 4))
                 if model is None:
                     continue
                 cfg = (sampling if method == "mssr" else None) or native.default_sampling(model.extra)
-                est, _ = native.enhance_plane(pair.x_lr.data, pair.x_lr.axes, target_mhz=pair.truth.axes[1].field_mhz,
-                                              enhancer=model, sampling=cfg, progress=progress)
+                est, _ = native.enhance_plane(pair.x_lr.data, pair.x_lr.axes, target_mhz=target, enhancer=model,
+                                              sampling=cfg, added_fwhm_px=widths, progress=progress)
                 param = f"{cfg.sampler} {cfg.steps} steps from {cfg.start_step} x {cfg.repeats}"
                 if cfg.consistency and model.extra["native"].get("anchor"):
                     param += ", data-consistent"
@@ -153,7 +161,7 @@ def run(pairs: Sequence[RealPair], *, enhancer=None, sampling=None, methods: Seq
                     chosen[key] = tune(method, others)[0] if method != "identity" else None
                 param = chosen[key]
                 est = classical_estimate(pair, method, param)
-            seconds = time.perf_counter() - start
+            seconds = time.perf_counter() - start + (kernel_seconds if method in ("anchor", "mssr", "baseline") else 0.0)
             if keep is not None:
                 keep[(pair.protein, pair.plane, round(pair.factor, 4), method)] = est
             row = {"protein": pair.protein, "plane": pair.plane, "factor": round(pair.factor, 4),
