@@ -221,17 +221,18 @@ def test_a_line_at_one_edge_does_not_leak_onto_the_other():
     assert np.abs(periodic[:, 64:]).max() > 3 * far
 
 
-@pytest.mark.parametrize("factor", [1.33, 2.0])
-def test_added_widths_of_a_crowded_plane_come_from_fits_with_the_neighbours(factor):
+@pytest.mark.parametrize("factor, high", [(1.33, (6.0, 4.0)), (2.0, (6.0, 4.0)), (2.0, (16.0, 10.0))])
+def test_added_widths_of_a_crowded_plane_come_from_fits_with_the_neighbours(factor, high):
     # every strong peak has a neighbour of 0.6 x its height one low-field FWHM away on the row
-    # axis (none is isolated); the half-height reading of such a pair is wider than either line
-    high = (6.0, 4.0)
+    # axis (none is isolated); the half-height reading of such a pair is wider than either line.
+    # Lines of 32 x 20 low-field points are fitted on every 5th x 3rd point (FIT_SAMPLING)
     low = [w * factor for w in high]
+    scale = high[0] / 6.0
     peaks = []
     for k, (r, c) in enumerate([(40, 40), (40, 120), (40, 190), (120, 50), (120, 140), (200, 60), (200, 170)]):
-        r, c = r + 0.3 * k, c + 0.2 * k
+        r, c = scale * (r + 0.3 * k), scale * (c + 0.2 * k)
         peaks += [(r, c, 1.0 - 0.05 * k), (r + low[0], c + 0.5, 0.6 * (1.0 - 0.05 * k))]
-    x_lr = _plane((256, 224), peaks, low) / 8.0
+    x_lr = _plane((int(256 * scale), int(224 * scale)), peaks, low) / 8.0
     assert len(isolated_peaks(x_lr, strong_peaks(x_lr))) == 0
     truth = [(factor - 1) * w for w in high]
     assert anchor.added_widths_px(x_lr, factor) == pytest.approx(truth, rel=0.05)
