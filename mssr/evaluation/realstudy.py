@@ -44,6 +44,9 @@ METHODS = ("identity", "wiener", "richardson_lucy", "lorentz_gauss", "peak_fit",
 Wiener with the kernel estimated from the plane's own lines, not the known one."""
 
 
+_FROM_ANCHOR = ("anchor", "mssr", "baseline")  # the methods that start from the plane's estimated kernel
+
+
 def classical_estimate(pair: RealPair, method: str, value) -> np.ndarray:
     """A classical method's estimate of ``pair.truth`` from ``pair.x_lr``, in the truth's unit.
 
@@ -128,7 +131,7 @@ def run(pairs: Sequence[RealPair], *, enhancer=None, sampling=None, methods: Seq
                   if k != pair.protein and round(pair.factor, 6) in v]
         target = pair.truth.axes[1].field_mhz
         widths, kernel_seconds = None, 0.0
-        if any(m in ("anchor", "mssr", "baseline") for m in methods):
+        if any(m in _FROM_ANCHOR for m in methods):
             # the anchor's kernel, estimated once for every method that starts from it (about a
             # minute on a crowded plane); each such method's seconds include it
             start = time.perf_counter()
@@ -161,7 +164,7 @@ def run(pairs: Sequence[RealPair], *, enhancer=None, sampling=None, methods: Seq
                     chosen[key] = tune(method, others)[0] if method != "identity" else None
                 param = chosen[key]
                 est = classical_estimate(pair, method, param)
-            seconds = time.perf_counter() - start + (kernel_seconds if method in ("anchor", "mssr", "baseline") else 0.0)
+            seconds = time.perf_counter() - start + (kernel_seconds if method in _FROM_ANCHOR else 0.0)
             if keep is not None:
                 keep[(pair.protein, pair.plane, round(pair.factor, 4), method)] = est
             row = {"protein": pair.protein, "plane": pair.plane, "factor": round(pair.factor, 4),

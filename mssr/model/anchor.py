@@ -200,55 +200,55 @@ def _fitted_widths(x: np.ndarray, peaks: np.ndarray, guess) -> np.ndarray:
     reach = np.ceil(guess).astype(int)
     step = np.maximum(1, np.floor(guess / FIT_SAMPLING)).astype(int)
     widths = []
-    for p in np.asarray(peaks, dtype=int).reshape(-1, 2):
-        lo = np.maximum(p - half, 0)
-        hi = np.minimum(p + half + 1, x.shape)
-        # a neighbour just outside the window still puts its flank inside it
-        inside = np.all((components >= lo - reach) & (components < hi + reach), axis=1)
-        centres = components[inside][:FIT_COMPONENTS].astype(np.float64)
-        if not len(centres):
-            centres = p[None, :].astype(np.float64)
-        # every step-th point through the peak: FIT_SAMPLING points per guessed FWHM
-        rows, cols = (np.arange(c - ((c - a) // k) * k, b, k)
-                      for c, a, b, k in zip(p, lo, hi, step))
-        window = x[np.ix_(rows, cols)].ravel()
-        rows, cols = rows.astype(np.float64), cols.astype(np.float64)
-        k = len(centres)
+    # one BLAS thread: the SVDs of these small Jacobians are slower threaded (Ddx4 plane 0 at
+    # 400 MHz, 2 cores: 143 s on two threads, 60 s on one, the same widths)
+    with threadpool_limits(limits=1, user_api="blas"):
+        for p in np.asarray(peaks, dtype=int).reshape(-1, 2):
+            lo = np.maximum(p - half, 0)
+            hi = np.minimum(p + half + 1, x.shape)
+            # a neighbour just outside the window still puts its flank inside it
+            inside = np.all((components >= lo - reach) & (components < hi + reach), axis=1)
+            centres = components[inside][:FIT_COMPONENTS].astype(np.float64)
+            if not len(centres):
+                centres = p[None, :].astype(np.float64)
+            # every step-th point through the peak: FIT_SAMPLING points per guessed FWHM
+            rows, cols = (np.arange(c - ((c - a) // n) * n, b, n)
+                          for c, a, b, n in zip(p, lo, hi, step))
+            window = x[np.ix_(rows, cols)].ravel()
+            rows, cols = rows.astype(np.float64), cols.astype(np.float64)
+            k = len(centres)
 
-        def parts(q):
-            # q = (FWHM rows, FWHM cols, constant, then height, row, col of each Lorentzian)
-            pr, dr, dwr = line_profiles(rows, q[4::3], np.full(k, q[0]), "lorentzian")
-            pc, dc, dwc = line_profiles(cols, q[5::3], np.full(k, q[1]), "lorentzian")
-            return q[3::3][:, None, None], pr[:, :, None], dr[:, :, None], dwr[:, :, None], \
-                pc[:, None, :], dc[:, None, :], dwc[:, None, :]
+            def parts(q):
+                # q = (FWHM rows, FWHM cols, constant, then height, row, col of each Lorentzian)
+                pr, dr, dwr = line_profiles(rows, q[4::3], np.full(k, q[0]), "lorentzian")
+                pc, dc, dwc = line_profiles(cols, q[5::3], np.full(k, q[1]), "lorentzian")
+                return q[3::3][:, None, None], pr[:, :, None], dr[:, :, None], dwr[:, :, None], \
+                    pc[:, None, :], dc[:, None, :], dwc[:, None, :]
 
-        def residual(q):
-            h, pr, _, _, pc, _, _ = parts(q)
-            return q[2] + (h * pr * pc).sum(axis=0).ravel() - window
+            def residual(q):
+                h, pr, _, _, pc, _, _ = parts(q)
+                return q[2] + (h * pr * pc).sum(axis=0).ravel() - window
 
-        def jacobian(q):
-            h, pr, dr, dwr, pc, dc, dwc = parts(q)
-            jac = np.empty((len(window), len(q)))
-            jac[:, 0] = (h * dwr * pc).sum(axis=0).ravel()
-            jac[:, 1] = (h * pr * dwc).sum(axis=0).ravel()
-            jac[:, 2] = 1.0
-            jac[:, 3::3] = (pr * pc).reshape(k, -1).T
-            jac[:, 4::3] = (h * dr * pc).reshape(k, -1).T
-            jac[:, 5::3] = (h * pr * dc).reshape(k, -1).T
-            return jac
+            def jacobian(q):
+                h, pr, dr, dwr, pc, dc, dwc = parts(q)
+                jac = np.empty((len(window), len(q)))
+                jac[:, 0] = (h * dwr * pc).sum(axis=0).ravel()
+                jac[:, 1] = (h * pr * dwc).sum(axis=0).ravel()
+                jac[:, 2] = 1.0
+                jac[:, 3::3] = (pr * pc).reshape(k, -1).T
+                jac[:, 4::3] = (h * dr * pc).reshape(k, -1).T
+                jac[:, 5::3] = (h * pr * dc).reshape(k, -1).T
+                return jac
 
-        heights = np.maximum(x[centres[:, 0].astype(int), centres[:, 1].astype(int)], 0.0)
-        q0 = np.concatenate([guess, [0.0], np.column_stack([heights, centres]).ravel()])
-        lower = np.concatenate([[0.3, 0.3, -np.inf], np.column_stack([np.zeros(len(centres)), centres - 1.5]).ravel()])
-        upper = np.concatenate([10.0 * guess + 5.0, [np.inf],
-                                np.column_stack([np.full(len(centres), np.inf), centres + 1.5]).ravel()])
-        q0 = np.clip(q0, lower, upper)
-        # one BLAS thread: the SVDs of these small Jacobians are slower threaded (Ddx4 plane 0 at
-        # 400 MHz, 2 cores: 143 s on two threads, 60 s on one, the same widths)
-        with threadpool_limits(limits=1, user_api="blas"):
+            heights = np.maximum(x[centres[:, 0].astype(int), centres[:, 1].astype(int)], 0.0)
+            q0 = np.concatenate([guess, [0.0], np.column_stack([heights, centres]).ravel()])
+            lower = np.concatenate([[0.3, 0.3, -np.inf], np.column_stack([np.zeros(len(centres)), centres - 1.5]).ravel()])
+            upper = np.concatenate([10.0 * guess + 5.0, [np.inf],
+                                    np.column_stack([np.full(len(centres), np.inf), centres + 1.5]).ravel()])
+            q0 = np.clip(q0, lower, upper)
             fit = least_squares(residual, q0, jac=jacobian, bounds=(lower, upper), x_scale="jac",
                                 max_nfev=FIT_EVALUATIONS)
-        widths.append(fit.x[:2])
+            widths.append(fit.x[:2])
     return np.median(np.array(widths).reshape(-1, 2), axis=0)
 
 
