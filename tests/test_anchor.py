@@ -139,6 +139,29 @@ def test_wiener_transfer_is_the_filter_skimage_applies():
     assert np.abs(ours - theirs).std() < 0.1 * np.abs(ours).std()
 
 
+def test_the_kept_laplacian_is_the_five_point_laplacians_transfer():
+    # |L(k)| = 4 - 2 cos(2 pi k / H) - 2 cos(2 pi l / W): 0 at the origin, 8 at the Nyquist corner;
+    # the same array for the same shape (kept), read-only, and deconvolve's filter is skimage's own
+    shape = (12, 10)
+    reg = anchor.laplacian_transfer(shape)
+    k = np.arange(12)[:, None]
+    l = np.arange(10 // 2 + 1)[None, :]
+    expected = 4 - 2 * np.cos(2 * np.pi * k / 12) - 2 * np.cos(2 * np.pi * l / 10)
+    np.testing.assert_allclose(np.abs(reg), expected, atol=1e-12)
+    assert np.abs(reg)[6, 5] == pytest.approx(8.0)
+    assert anchor.laplacian_transfer((12, 10)) is reg
+    assert not reg.flags.writeable
+    from skimage import restoration
+
+    from mssr import degrade
+
+    x = np.random.default_rng(4).normal(size=(6, 5))
+    ext = anchor.mirrored(x)
+    transfer = degrade.lorentzian_transfer((2.0, 1.5), ext.shape).astype(np.complex128)
+    theirs = restoration.wiener(ext, transfer, 3e-2, is_real=True, clip=False)[:6, :5]  # skimage's own Laplacian
+    np.testing.assert_allclose(anchor.deconvolve(x, (2.0, 1.5), balance=3e-2), theirs, atol=1e-12)
+
+
 def _broadened(x, widths):
     """``x`` broadened by the Lorentzian on its mirrored extension (the boundary the anchor assumes)."""
     from mssr import degrade

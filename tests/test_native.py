@@ -391,7 +391,7 @@ def _offset_plane(seed: int = 3):
 def test_given_kernel_widths_replace_the_estimate(monkeypatch):
     # widths estimated once (anchor_widths) and given back give what enhance_plane estimates
     # itself, without estimating again; other widths give the anchor of those widths
-    from mssr.enhance.native import anchor_plane, anchor_widths
+    from mssr.enhance.native import anchor_balance, anchor_plane, anchor_widths
     from mssr.model import anchor
 
     x, axes = _offset_plane()
@@ -414,6 +414,20 @@ def test_given_kernel_widths_replace_the_estimate(monkeypatch):
     assert_allclose(again, mean, rtol=0, atol=1e-6 * np.abs(mean).max())
     assert_allclose(anchor_plane(x, axes, target_mhz=900.0, added_fwhm_px=widths), info["anchor"],
                     rtol=0, atol=1e-6 * np.abs(mean).max())
+    # the balance chosen once and given back: the same estimate, nothing chosen again
+    balance = anchor_balance(x, axes, target_mhz=900.0, added_fwhm_px=widths)
+    assert balance == info["anchor_balance"]
+    monkeypatch.setattr(anchor, "estimate_balance", refuse)
+    given, _ = enhance_plane(x, axes, target_mhz=900.0, enhancer=enhancer, sampling=sampling, added_fwhm_px=widths,
+                             anchor_balance=balance)
+    assert_allclose(given, mean, rtol=0, atol=1e-6 * np.abs(mean).max())
+    assert_allclose(anchor_plane(x, axes, target_mhz=900.0, added_fwhm_px=widths, balance=balance), info["anchor"],
+                    rtol=0, atol=1e-6 * np.abs(mean).max())
+    heavier, _ = enhance_plane(x, axes, target_mhz=900.0, enhancer=enhancer, sampling=sampling,
+                               added_fwhm_px=widths, anchor_balance=30 * balance)
+    assert np.abs(heavier - mean).max() > 1e-3 * np.abs(mean).max()  # the given balance is the one used
+    with pytest.raises(ValueError, match="balance"):
+        anchor_plane(x, axes, target_mhz=900.0, added_fwhm_px=widths, balance=float("nan"))
     wider = anchor_plane(x, axes, target_mhz=900.0, balance=3e-3, added_fwhm_px=(2 * widths[0], 2 * widths[1]))
     narrower = anchor_plane(x, axes, target_mhz=900.0, balance=3e-3, added_fwhm_px=widths)
     assert wider.max() > 1.1 * narrower.max()  # a wider kernel sharpens (and raises) the peaks more
@@ -507,14 +521,19 @@ def test_the_real_study_estimates_each_pairs_kernel_once(monkeypatch):
         truth = Spectrum(x, tuple(a.at_field(900.0) for a in axes))
         pairs.append(realpairs.make_pair(protein, 0, truth, 1.5, seed=k))
     expected = [native.anchor_plane(p.x_lr.data, p.x_lr.axes, target_mhz=900.0) for p in pairs]
-    calls = []
-    estimate = anchor.added_widths_px
+    calls, balances = [], []
+    estimate, choose = anchor.added_widths_px, anchor.estimate_balance
 
     def counted(*args, **kwargs):
         calls.append(1)
         return estimate(*args, **kwargs)
 
+    def counted_balance(*args, **kwargs):
+        balances.append(1)
+        return choose(*args, **kwargs)
+
     monkeypatch.setattr(anchor, "added_widths_px", counted)
+    monkeypatch.setattr(anchor, "estimate_balance", counted_balance)
     model = _OracleEnhancer(Diffusion(DiffusionConfig(timesteps=100, prediction="residual")),
                             lambda x_lr: x_lr, anchor={"balance": 3e-3})
     settings = {"sampler": "ddim", "steps": 4, "repeats": 1, "start_step": 40, "tile": 64, "overlap": 16,
@@ -525,6 +544,7 @@ def test_the_real_study_estimates_each_pairs_kernel_once(monkeypatch):
     table = realstudy.run(pairs, enhancer=model, sampling=sampling, methods=("anchor", "mssr", "baseline"),
                           baselines={1.5: model}, keep=keep)
     assert len(calls) == len(pairs)
+    assert len(balances) == len(pairs)  # the anchor's balance too: once per pair, not once per method
     assert len(table) == 3 * len(pairs)
     for pair, alone in zip(pairs, expected):
         assert_allclose(keep[(pair.protein, 0, 1.5, "anchor")], alone, rtol=0, atol=1e-6 * np.abs(alone).max())

@@ -107,8 +107,8 @@ class NativeSampling:
 
 
 def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling: NativeSampling,
-                  experiment: str = "fixed", added_fwhm_px=None, progress: bool = False,
-                  info: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  experiment: str = "fixed", added_fwhm_px=None, anchor_balance: float | None = None,
+                  progress: bool = False, info: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """High-field estimate of one plane and its per-point uncertainty, on the plane's own points.
 
     Parameters
@@ -129,6 +129,9 @@ def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling:
     added_fwhm_px : (float, float), optional
         The anchor's kernel widths (working points, :func:`anchor_widths` of this plane, target
         and experiment), when already known; default: estimated from the plane's lines.
+    anchor_balance : float, optional
+        The anchor's regularization as an estimate (:func:`anchor_balance` of this plane and
+        kernel), when already known; default: estimated.
     progress : bool
         Show a progress bar over the sampling steps.
     info : dict, optional
@@ -167,7 +170,8 @@ def enhance_plane(x: np.ndarray, axes, *, target_mhz: float, enhancer, sampling:
     if widths is not None:
         # the anchor as an estimate: as regularized as its lines allow (the network's input
         # keeps the balance it was trained with)
-        balance = anchor.estimate_balance(low, widths)
+        balance = (anchor.estimate_balance(low, widths) if anchor_balance is None
+                   else _checked_balance(anchor_balance))
         classical = anchor.deconvolve(low, widths, balance=balance)
         alone = grid.from_working(classical * scale, axes).astype(np.float32)
         if info is not None:
@@ -238,9 +242,8 @@ def anchor_plane(x: np.ndarray, axes, *, target_mhz: float, balance: float | Non
     low, scale = _working(x, axes, target_mhz)
     widths = (_kernel(low, axes, target_mhz, experiment) if added_fwhm_px is None
               else _checked_widths(added_fwhm_px))
-    if balance is None:
-        balance = anchor.estimate_balance(low, widths)
-    y = anchor.deconvolve(low, widths, balance=float(balance))
+    balance = anchor.estimate_balance(low, widths) if balance is None else _checked_balance(balance)
+    y = anchor.deconvolve(low, widths, balance=balance)
     return grid.from_working(y * scale, axes).astype(np.float32)
 
 
@@ -260,6 +263,22 @@ def anchor_widths(x: np.ndarray, axes, *, target_mhz: float, experiment: str = "
     experiment = validate_experiment(experiment)
     low, _ = _working(x, axes, target_mhz)
     return _kernel(low, axes, target_mhz, experiment)
+
+
+def anchor_balance(x: np.ndarray, axes, *, target_mhz: float, added_fwhm_px) -> float:
+    """The anchor's regularization as an estimate for one plane and kernel (dimensionless).
+
+    What :func:`enhance_plane` and :func:`anchor_plane` choose when not given it
+    (:func:`mssr.model.anchor.estimate_balance` on the plane's working grid, in the network unit);
+    choose it once to run both on one plane.
+
+    Parameters
+    ----------
+    added_fwhm_px : (float, float)
+        The anchor's kernel widths, working points (:func:`anchor_widths`).
+    """
+    low, _ = _working(x, axes, target_mhz)
+    return float(anchor.estimate_balance(low, _checked_widths(added_fwhm_px)))
 
 
 def _working(x, axes, target_mhz: float):
@@ -283,6 +302,13 @@ def _checked_widths(added_fwhm_px) -> tuple[float, float]:
     return widths
 
 
+def _checked_balance(balance) -> float:
+    value = float(balance)
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"the anchor's balance must be a finite number > 0, got {balance!r}")
+    return value
+
+
 def is_native(extra: dict) -> bool:
     """Whether a model's ``config.json`` ``extra`` describes a native-resolution model."""
     return isinstance(extra, dict) and isinstance(extra.get("native"), dict)
@@ -299,4 +325,4 @@ def default_sampling(extra: dict, **overrides) -> NativeSampling:
     return NativeSampling.from_dict(base)
 
 
-__all__ = ["CHAINS_PER_GROUP", "NativeSampling", "anchor_plane", "anchor_widths", "default_sampling", "enhance_plane", "is_native"]
+__all__ = ["CHAINS_PER_GROUP", "NativeSampling", "anchor_balance", "anchor_plane", "anchor_widths", "default_sampling", "enhance_plane", "is_native"]

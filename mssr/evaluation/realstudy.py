@@ -130,18 +130,20 @@ def run(pairs: Sequence[RealPair], *, enhancer=None, sampling=None, methods: Seq
         others = [v[round(pair.factor, 6)] for k, v in by_protein.items()
                   if k != pair.protein and round(pair.factor, 6) in v]
         target = pair.truth.axes[1].field_mhz
-        widths, kernel_seconds = None, 0.0
+        widths, balance, kernel_seconds = None, None, 0.0
         if any(m in _FROM_ANCHOR for m in methods):
-            # the anchor's kernel, estimated once for every method that starts from it (about a
-            # minute on a crowded plane); each such method's seconds include it
+            # the anchor's kernel and balance, estimated once for every method that starts from
+            # them (about 20 s on a crowded plane); each such method's seconds include them
             start = time.perf_counter()
             widths = native.anchor_widths(pair.x_lr.data, pair.x_lr.axes, target_mhz=target)
+            balance = native.anchor_balance(pair.x_lr.data, pair.x_lr.axes, target_mhz=target, added_fwhm_px=widths)
             kernel_seconds = time.perf_counter() - start
         for method in methods:
             start = time.perf_counter()
             param = None
             if method == "anchor":
-                est = native.anchor_plane(pair.x_lr.data, pair.x_lr.axes, target_mhz=target, added_fwhm_px=widths)
+                est = native.anchor_plane(pair.x_lr.data, pair.x_lr.axes, target_mhz=target, added_fwhm_px=widths,
+                                          balance=balance)
                 param = "estimated kernel"
             elif method in ("mssr", "baseline"):
                 model = enhancer if method == "mssr" else (baselines or {}).get(round(pair.factor, 4))
@@ -149,7 +151,8 @@ def run(pairs: Sequence[RealPair], *, enhancer=None, sampling=None, methods: Seq
                     continue
                 cfg = (sampling if method == "mssr" else None) or native.default_sampling(model.extra)
                 est, _ = native.enhance_plane(pair.x_lr.data, pair.x_lr.axes, target_mhz=target, enhancer=model,
-                                              sampling=cfg, added_fwhm_px=widths, progress=progress)
+                                              sampling=cfg, added_fwhm_px=widths, anchor_balance=balance,
+                                              progress=progress)
                 param = f"{cfg.sampler} {cfg.steps} steps from {cfg.start_step} x {cfg.repeats}"
                 if cfg.consistency and model.extra["native"].get("anchor"):
                     param += ", data-consistent"
