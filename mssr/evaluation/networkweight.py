@@ -69,7 +69,7 @@ def scan(pairs, enhancer, *, weights: Sequence[float] = WEIGHTS, sampling=None) 
     from dataclasses import replace
 
     from mssr.enhance import native
-    from mssr.evaluation.realpairs import score
+    from mssr.evaluation.realpairs import mse, score
 
     if not enhancer.extra.get("native", {}).get("anchor"):
         raise ValueError(f"the model in {enhancer.model_dir} has no anchor: there is no network weight to measure")
@@ -86,7 +86,7 @@ def scan(pairs, enhancer, *, weights: Sequence[float] = WEIGHTS, sampling=None) 
                                        sampling=cfg, info=info)
         full = full.astype(np.float64)
         alone = info["anchor"].astype(np.float64)  # its kernel estimated once (tens of seconds on a crowded plane)
-        mse_anchor = score(pair, alone)["mse"]
+        mse_anchor = mse(pair, alone)
         for w in weights:
             s = score(pair, alone + w * (full - alone))
             rows.append({"protein": pair.protein, "plane": pair.plane, "factor": round(pair.factor, 4),

@@ -25,7 +25,7 @@ import pandas as pd
 from mssr import degrade
 from mssr.data.patches import network_scale
 from mssr.evaluation import classical
-from mssr.evaluation.realpairs import RealPair, measured_linewidths_hz, score
+from mssr.evaluation.realpairs import RealPair, measured_linewidths_hz, mse, score
 from mssr.model.network_weight import network_weight_at
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def tune(method: str, validation: Sequence[RealPair]) -> tuple[object, dict]:
         return grid[0], {}
     mses = {}
     for value in grid:
-        mses[value] = float(np.mean([score(p, classical_estimate(p, method, value))["mse"] for p in validation]))
+        mses[value] = float(np.mean([mse(p, classical_estimate(p, method, value)) for p in validation]))
     best = min(mses, key=mses.get)
     return best, mses
 
