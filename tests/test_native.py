@@ -559,6 +559,41 @@ def test_the_real_study_estimates_each_pairs_kernel_once(monkeypatch):
         assert_allclose(keep[(pair.protein, 0, 1.5, "anchor")], alone, rtol=0, atol=1e-6 * np.abs(alone).max())
 
 
+def test_the_real_study_makes_each_classical_estimate_once(monkeypatch):
+    # protein A's plane tunes B's parameters and B's tunes A's: the estimates tuning makes include
+    # the ones each is scored with; made once, the rows are those of estimating again
+    from mssr.evaluation import realpairs, realstudy
+    from mssr.spectrum import Spectrum
+
+    pairs = []
+    for k, protein in enumerate(("A", "B")):
+        axes = _axes(200, 240, field=900.0, hz_15n=7.0, hz_1h=6.0)
+        x = np.zeros((200, 240))
+        for r, c, h in [(50.3 + 9 * k, 60.2, 1.0), (141.6, 162.7 - 7 * k, 0.7), (90.0, 120.5, 0.5)]:
+            x += h * np.outer(_lorentzian(200, r, 4.0), _lorentzian(240, c, 3.0))
+        x = (x + np.random.default_rng(20 + k).normal(0, 1e-3, x.shape)) * 1e5
+        pairs.append(realpairs.make_pair(protein, 0, Spectrum(x, axes), 1.5, seed=k))
+    made = []
+    estimate = realstudy.classical_estimate
+
+    def counted(pair, method, value):
+        made.append((pair.protein, method, value))
+        return estimate(pair, method, value)
+
+    monkeypatch.setattr(realstudy, "classical_estimate", counted)
+    table = realstudy.run(pairs, methods=("identity", "wiener", "lorentz_gauss"))
+    grids = realstudy.CLASSICAL_GRIDS
+    assert len(made) == len(set(made)) == 2 * (1 + len(grids["wiener"]) + len(grids["lorentz_gauss"]))  # was 2 x 13
+    for row in table.itertuples():
+        pair = pairs[0] if row.protein == "A" else pairs[1]
+        again = realpairs.score(pair, estimate(pair, row.method, row.param))
+        assert row.mse == again["mse"] and row.found == again["found"]
+        assert row.seconds >= 0
+        if row.method != "identity":  # tuned on the other protein
+            other = pairs[1] if row.protein == "A" else pairs[0]
+            assert row.param == realstudy.tune(row.method, [other])[0]
+
+
 def test_the_real_pairs_mse_is_the_scores_and_the_closed_form():
     # an estimate off by a constant c: MSE = c^2 / max|truth|^2, what score() reports too
     from mssr.evaluation import realpairs

@@ -76,16 +76,36 @@ def classical_estimate(pair: RealPair, method: str, value) -> np.ndarray:
     return np.asarray(y, dtype=np.float64) * scale
 
 
-def tune(method: str, validation: Sequence[RealPair]) -> tuple[object, dict]:
-    """The value of :data:`CLASSICAL_GRIDS` ``[method]`` with the lowest mean MSE on ``validation``."""
+def tune(method: str, validation: Sequence[RealPair], *, cache: dict | None = None) -> tuple[object, dict]:
+    """The value of :data:`CLASSICAL_GRIDS` ``[method]`` with the lowest mean MSE on ``validation``.
+
+    ``cache``, when given, keeps every estimate made (:func:`cached_estimate`), for a study in which
+    the validation pairs are scored too.
+    """
     grid = CLASSICAL_GRIDS[method]
     if len(grid) == 1 or not validation:
         return grid[0], {}
     mses = {}
     for value in grid:
-        mses[value] = float(np.mean([mse(p, classical_estimate(p, method, value)) for p in validation]))
+        mses[value] = float(np.mean([mse(p, cached_estimate(p, method, value, cache)[0]) for p in validation]))
     best = min(mses, key=mses.get)
     return best, mses
+
+
+def cached_estimate(pair: RealPair, method: str, value, cache: dict | None) -> tuple[np.ndarray, float]:
+    """:func:`classical_estimate` and the seconds it took, made once per (pair, method, value) in ``cache``.
+
+    In a study each protein's plane 0 is the other's validation pair: the estimates tuning makes
+    on it include the one it is scored with. The seconds are those of the first computation.
+    """
+    key = (id(pair), method, value)
+    if cache is not None and key in cache:
+        return cache[key]
+    start = time.perf_counter()
+    made = (classical_estimate(pair, method, value), time.perf_counter() - start)
+    if cache is not None:
+        cache[key] = made
+    return made
 
 
 def run(pairs: Sequence[RealPair], *, enhancer=None, sampling=None, methods: Sequence[str] = METHODS,
@@ -114,7 +134,9 @@ def run(pairs: Sequence[RealPair], *, enhancer=None, sampling=None, methods: Seq
     -------
     DataFrame
         One row per (protein, plane, factor, method): the scores of
-        :func:`mssr.evaluation.realpairs.score`, ``param`` (the chosen value), ``seconds``,
+        :func:`mssr.evaluation.realpairs.score`, ``param`` (the chosen value), ``seconds`` (the
+        method on this pair: for a classical one its estimate, not the tuning of its parameter on
+        the other protein; for the anchor and the models, their kernel estimate included),
         ``linewidth_15n_hz``/``linewidth_1h_hz`` (the truth's, assumed fixed in Hz) and
         ``input_fwhm_*`` are in the identity rows.
     """
@@ -126,6 +148,7 @@ def run(pairs: Sequence[RealPair], *, enhancer=None, sampling=None, methods: Seq
         if p.plane == 0:
             by_protein.setdefault(p.protein, {})[round(p.factor, 6)] = p
     chosen: dict[tuple[str, float, str], object] = {}
+    made: dict = {}  # classical estimates by (pair, method, value): tuning's are reused
     for pair in pairs:
         others = [v[round(pair.factor, 6)] for k, v in by_protein.items()
                   if k != pair.protein and round(pair.factor, 6) in v]
@@ -140,7 +163,7 @@ def run(pairs: Sequence[RealPair], *, enhancer=None, sampling=None, methods: Seq
             kernel_seconds = time.perf_counter() - start
         for method in methods:
             start = time.perf_counter()
-            param = None
+            param = seconds = None
             if method == "anchor":
                 est = native.anchor_plane(pair.x_lr.data, pair.x_lr.axes, target_mhz=target, added_fwhm_px=widths,
                                           balance=balance)
@@ -164,10 +187,12 @@ def run(pairs: Sequence[RealPair], *, enhancer=None, sampling=None, methods: Seq
             else:
                 key = (pair.protein, round(pair.factor, 6), method)
                 if key not in chosen:
-                    chosen[key] = tune(method, others)[0] if method != "identity" else None
+                    chosen[key] = tune(method, others, cache=made)[0] if method != "identity" else None
                 param = chosen[key]
-                est = classical_estimate(pair, method, param)
-            seconds = time.perf_counter() - start + (kernel_seconds if method in _FROM_ANCHOR else 0.0)
+                # its seconds: the estimate's own (made now or while tuning the other protein), not the tuning's
+                est, seconds = cached_estimate(pair, method, param, made)
+            if seconds is None:
+                seconds = time.perf_counter() - start + (kernel_seconds if method in _FROM_ANCHOR else 0.0)
             if keep is not None:
                 keep[(pair.protein, pair.plane, round(pair.factor, 4), method)] = est
             row = {"protein": pair.protein, "plane": pair.plane, "factor": round(pair.factor, 4),
@@ -272,4 +297,4 @@ def contour_figure(pairs, table: pd.DataFrame, estimates: dict, out_figure, *, l
                    title=f"protein L, plane {pair.plane}: {low:g} -> {pair.truth.axes[1].field_mhz:.0f} MHz")
 
 
-__all__ = ["CLASSICAL_GRIDS", "METHODS", "classical_estimate", "contour_figure", "measured_linewidths_hz", "run", "study", "tune"]
+__all__ = ["CLASSICAL_GRIDS", "METHODS", "cached_estimate", "classical_estimate", "contour_figure", "measured_linewidths_hz", "run", "study", "tune"]
