@@ -1,8 +1,7 @@
 """Whole planes through a patch-trained network: overlapping tiles, blended at every step.
 
 :class:`TiledPredictor` has the signature of a predictor (``eps = f(x_t, x_lr, t, factors)``) for
-planes of any size: it cuts each plane into overlapping tiles (at most ``tile`` points a side,
-:func:`tile_side`), runs the network on batches
+planes of any size: it cuts each plane into overlapping square tiles, runs the network on batches
 of tiles and blends the tiles' noise predictions with weights that fall smoothly to a small value
 at the tile edges (where the network sees zero padding). Blending the predictions at every
 sampling step, not the finished samples, makes the tiles agree as the chains evolve
@@ -46,23 +45,6 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     return [round(i * (length - tile) / (count - 1)) for i in range(count)]
 
 
-def tile_side(length: int, tile: int, overlap: int, *, multiple: int = 1) -> int:
-    """The side of the tiles along an axis of ``length`` points: no larger than the cover needs.
-
-    As many tiles as :func:`tile_starts` places at side ``tile``, each shrunk to the smallest side
-    (a multiple of ``multiple``, at least ``2 overlap + multiple``) at which that many tiles still
-    cover ``length`` with neighbours overlapping by at least ``overlap``: on a 1168-point axis, 6
-    tiles of 236 points instead of 256 (about 15 % fewer points for the network on a 1168 x 802
-    plane). ``length <= tile`` keeps ``tile`` (one tile, the plane padded to it).
-    """
-    if length <= tile:
-        return tile
-    count = len(tile_starts(length, tile, overlap))
-    side = math.ceil((length + (count - 1) * overlap) / count)
-    side = max(side, 2 * overlap + 1)
-    return min(tile, math.ceil(side / multiple) * multiple)
-
-
 def blend_window(tile: int, overlap: int, *, device=None) -> torch.Tensor:
     """1D blending weights of a tile: a raised-cosine ramp over ``overlap`` points at each end.
 
@@ -104,7 +86,6 @@ class TiledPredictor:
         tile = _validate_int("tile", tile, 8)
         overlap = _validate_int("overlap", overlap, 0)
         self.batch_size = _validate_int("batch_size", batch_size, 1)
-        self.multiple = multiple
         self.tile = math.ceil(tile / multiple) * multiple
         if not overlap < self.tile / 2:
             raise ValueError(f"overlap ({overlap}) must be less than half the tile ({self.tile})")
@@ -125,31 +106,29 @@ class TiledPredictor:
             x_t = torch.nn.functional.pad(x_t, (0, pad_w, 0, pad_h), mode=mode)
             x_lr = torch.nn.functional.pad(x_lr, (0, pad_w, 0, pad_h), mode=mode)
         full_h, full_w = x_t.shape[-2:]
-        side_h = tile_side(full_h, size, self.overlap, multiple=self.multiple)
-        side_w = tile_side(full_w, size, self.overlap, multiple=self.multiple)
-        rows = tile_starts(full_h, side_h, self.overlap)
-        cols = tile_starts(full_w, side_w, self.overlap)
-        weight = (blend_window(side_h, self.overlap, device=x_t.device)[:, None]
-                  * blend_window(side_w, self.overlap, device=x_t.device)[None, :])
+        rows = tile_starts(full_h, size, self.overlap)
+        cols = tile_starts(full_w, size, self.overlap)
+        window = blend_window(size, self.overlap, device=x_t.device)
+        weight = window[:, None] * window[None, :]
         eps = torch.zeros((batch, 1, full_h, full_w), dtype=torch.float32, device=x_t.device)
         norm = torch.zeros((full_h, full_w), dtype=torch.float32, device=x_t.device)
         for r in rows:
             for c in cols:
-                norm[r:r + side_h, c:c + side_w] += weight
+                norm[r:r + size, c:c + size] += weight
         factors = torch.as_tensor(factors)
         # 2. every (chain, tile) pair, in batches of tiles
         jobs = [(b, r, c) for b in range(batch) for r in rows for c in cols]
         for start in range(0, len(jobs), self.batch_size):
             chunk = jobs[start:start + self.batch_size]
-            xt = torch.stack([x_t[b, :, r:r + side_h, c:c + side_w] for b, r, c in chunk])
-            xl = torch.stack([x_lr[b, :, r:r + side_h, c:c + side_w] for b, r, c in chunk])
+            xt = torch.stack([x_t[b, :, r:r + size, c:c + size] for b, r, c in chunk])
+            xl = torch.stack([x_lr[b, :, r:r + size, c:c + size] for b, r, c in chunk])
             idx = torch.tensor([b for b, _, _ in chunk])
             out = self.predictor(xt, xl, t[idx.to(t.device)], factors[idx]).to(torch.float32)
             for k, (b, r, c) in enumerate(chunk):
-                eps[b, :, r:r + side_h, c:c + side_w] += out[k] * weight
+                eps[b, :, r:r + size, c:c + size] += out[k] * weight
         # 3. weighted average over the tiles that cover each point
         eps = eps / norm
         return eps[..., :height, :width].to(x_t.dtype)
 
 
-__all__ = ["EDGE_WEIGHT", "OVERLAP", "TILE", "TiledPredictor", "blend_window", "tile_side", "tile_starts"]
+__all__ = ["EDGE_WEIGHT", "OVERLAP", "TILE", "TiledPredictor", "blend_window", "tile_starts"]
