@@ -579,7 +579,6 @@ def test_the_real_study_makes_each_classical_estimate_once(monkeypatch):
         pair = pairs[0] if row.protein == "A" else pairs[1]
         again = realpairs.score(pair, estimate(pair, row.method, row.param))
         assert row.mse == again["mse"] and row.found == again["found"]
-        assert row.seconds >= 0
         if row.method != "identity":  # tuned on the other protein
             other = pairs[1] if row.protein == "A" else pairs[0]
             assert row.param == realstudy.tune(row.method, [other])[0]

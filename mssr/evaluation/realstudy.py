@@ -96,9 +96,11 @@ def cached_estimate(pair: RealPair, method: str, value, cache: dict | None) -> t
     """:func:`classical_estimate` and the seconds it took, made once per (pair, method, value) in ``cache``.
 
     In a study each protein's plane 0 is the other's validation pair: the estimates tuning makes
-    on it include the one it is scored with. The seconds are those of the first computation.
+    on it include the one it is scored with. A pair is known by its protein, plane and factor (the
+    noise is seeded by them, :func:`mssr.evaluation.realpairs.make_pair`). The seconds are those of
+    the first computation.
     """
-    key = (id(pair), method, value)
+    key = (pair.protein, pair.plane, round(pair.factor, 6), method, value)
     if cache is not None and key in cache:
         return cache[key]
     start = time.perf_counter()
@@ -148,7 +150,7 @@ def run(pairs: Sequence[RealPair], *, enhancer=None, sampling=None, methods: Seq
         if p.plane == 0:
             by_protein.setdefault(p.protein, {})[round(p.factor, 6)] = p
     chosen: dict[tuple[str, float, str], object] = {}
-    made: dict = {}  # classical estimates by (pair, method, value): tuning's are reused
+    made: dict = {}  # classical estimates by (protein, plane, factor, method, value): tuning's are reused
     for pair in pairs:
         others = [v[round(pair.factor, 6)] for k, v in by_protein.items()
                   if k != pair.protein and round(pair.factor, 6) in v]
